@@ -1,0 +1,4 @@
+"""The latency benchmark (`atlas bench`, scripts/voice_latency_benchmark.py).
+
+It measures; it never asserts.
+"""

@@ -1,0 +1,224 @@
+"""Typed, validated settings loaded from config/atlas.yaml (secrets from the environment).
+
+Validation is driven by the dataclasses themselves: every field's type annotation and
+its `min`/`max`/`choices` metadata (see `voice.config.bounded`). A bad file stops with
+one `SettingsError` line naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from voice.config import AudioConfig, EndpointerConfig, SttConfig, VadConfig, bounded, choice
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "config" / "atlas.yaml"
+
+# Keys that look like secrets are refused in YAML: they belong in the environment.
+_SECRET_WORDS = ("api_key", "apikey", "secret", "token", "password")
+
+
+class SettingsError(Exception):
+    """A config problem; its text is one line naming the file and the key."""
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = choice("info", "debug", "info", "warning", "error")
+    format: str = choice("auto", "auto", "json", "console")
+    """auto: readable console output on a terminal, JSON lines otherwise."""
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    manifest: str = "models/manifest.yaml"
+    """Relative paths are relative to the project root."""
+    cache_dir: str = "models/cache"
+    allow_downloads: bool = False
+    """Only when true may a model be named that is not in the manifest (hub name)."""
+
+
+@dataclass(frozen=True)
+class FileInputConfig:
+    lead_silence_ms: int = bounded(200, 0, 5000)
+    """Silence put before a file's audio so speech at t=0 still gets VAD context."""
+    tail_silence_ms: int = bounded(800, 0, 10000)
+    """Silence put after a file's audio so its last turn can end normally."""
+    max_duration_s: float = bounded(4 * 3600.0, 1.0, 86400.0)
+
+
+@dataclass(frozen=True)
+class Settings:
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    file_input: FileInputConfig = field(default_factory=FileInputConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
+    stt: SttConfig = field(default_factory=SttConfig)
+    source: Path | None = None
+    """The file these settings came from (None: built-in defaults)."""
+
+    def project_path(self, value: str) -> Path:
+        """Resolve a configured path: `~` expanded, relative ones under the project root."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Secrets from the environment or a systemd credential; never printed."""
+
+    anthropic_api_key: str | None = None
+
+    def __repr__(self) -> str:
+        state = "set" if self.anthropic_api_key else "unset"
+        return f"Secrets(anthropic_api_key=<{state}>)"
+
+    __str__ = __repr__
+
+
+def load_secrets(env: Mapping[str, str] | None = None) -> Secrets:
+    """ANTHROPIC_API_KEY from the environment, else from $CREDENTIALS_DIRECTORY.
+
+    systemd's LoadCredential= puts the key in a file under $CREDENTIALS_DIRECTORY,
+    which keeps it out of the unit file and the process environment.
+    """
+    env = os.environ if env is None else env
+    key = (env.get("ANTHROPIC_API_KEY") or "").strip()
+    cred_dir = env.get("CREDENTIALS_DIRECTORY")
+    if not key and cred_dir:
+        cred = Path(cred_dir) / "anthropic_api_key"
+        try:
+            key = cred.read_text(encoding="utf-8").strip()
+        except OSError:
+            key = ""
+    return Secrets(anthropic_api_key=key or None)
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load settings from `path`, $ATLAS_CONFIG, or config/atlas.yaml (in that order)."""
+    env = os.environ if env is None else env
+    if path is None and env.get("ATLAS_CONFIG"):
+        path = Path(env["ATLAS_CONFIG"])
+    if path is None:
+        path = DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    if path is None:
+        return Settings()
+    data = _read_yaml(path)
+    settings: Settings = replace(_build(Settings, data, "", path), source=path)
+    _check_cross_field(settings, path)
+    return settings
+
+
+def _read_yaml(path: Path) -> Mapping[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise SettingsError(f"{path}: is a directory, not a config file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(f"{path}: cannot read config file ({type(e).__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SettingsError(f"{path}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise SettingsError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def _build(cls: type[Any], data: Any, prefix: str, path: Path) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(data, Mapping):
+        raise SettingsError(f"{path}: {where} must be a mapping")
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if f.name != "source"}
+    for key in data:
+        name = f"{prefix}{key}"
+        if any(w in str(key).lower() for w in _SECRET_WORDS):
+            raise SettingsError(
+                f"{path}: {name}: secrets are not read from config files; "
+                "set ANTHROPIC_API_KEY in the environment (or a systemd credential)"
+            )
+        if key not in known:
+            raise SettingsError(f"{path}: unknown key '{name}'")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in data:
+            continue
+        key = f"{prefix}{name}"
+        typ = hints[name]
+        if isinstance(typ, type) and is_dataclass(typ):
+            values[name] = _build(typ, data[name] or {}, f"{key}.", path)
+        else:
+            values[name] = _coerce(data[name], typ, f.metadata, key, path)
+    return cls(**values)
+
+
+def _coerce(value: Any, typ: Any, meta: Mapping[str, Any], key: str, path: Path) -> Any:
+    optional = False
+    if get_origin(typ) in (Union, types.UnionType):
+        args = [a for a in get_args(typ) if a is not type(None)]
+        optional = len(args) < len(get_args(typ))
+        typ = args[0]
+    if value is None:
+        if optional:
+            return None
+        raise SettingsError(f"{path}: {key} must not be empty")
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise SettingsError(f"{path}: {key} must be true or false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(f"{path}: {key} must be a whole number, got {value!r}")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SettingsError(f"{path}: {key} must be a number, got {value!r}")
+        value = float(value)
+    elif typ is str:
+        if isinstance(value, int | float) and not isinstance(value, bool) and optional:
+            value = str(value)  # a device index written as a bare number
+        if not isinstance(value, str):
+            raise SettingsError(f"{path}: {key} must be text, got {value!r}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise SettingsError(f"{path}: {key} must be between {lo} and {hi}, got {value!r}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise SettingsError(f"{path}: {key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _check_cross_field(s: Settings, path: Path) -> None:
+    if s.vad.neg_threshold > s.vad.threshold:
+        raise SettingsError(
+            f"{path}: vad.neg_threshold ({s.vad.neg_threshold}) must not exceed "
+            f"vad.threshold ({s.vad.threshold})"
+        )
+    if s.endpointer.min_utterance_ms > s.endpointer.max_utterance_s * 1000:
+        raise SettingsError(
+            f"{path}: endpointer.min_utterance_ms must be shorter than max_utterance_s"
+        )
+
+
+def defaults_of(cls: type[Any]) -> dict[str, Any]:
+    """Field defaults of a settings dataclass (for docs and tests)."""
+    out: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+    return out

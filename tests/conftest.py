@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_AUDIO = ROOT.parent / "shared" / "audio"
+FIXTURES = ROOT / "tests" / "fixtures" / "audio"
+
+
+def shared_audio(name: str) -> Path:
+    """A third-party recording from ../shared/audio; skips the test when absent."""
+    p = SHARED_AUDIO / name
+    if not p.is_file():
+        pytest.skip(f"{name} not present in ../shared/audio")
+    return p
+
+
+def fixture_rows() -> list[dict[str, str]]:
+    """The project's own replay fixtures (tests/fixtures/audio/manifest.tsv)."""
+    manifest = FIXTURES / "manifest.tsv"
+    if not manifest.is_file():
+        return []
+    with manifest.open(encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
