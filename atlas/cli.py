@@ -69,7 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # `atlas [global options] bench ...`: the rest goes to the benchmark's own parser.
+    cut = argv.index("bench") + 1 if "bench" in argv else len(argv)
+    args = parser.parse_args(argv[:cut])
+    if args.command == "bench":
+        args.bench_args = argv[cut:]
+    elif cut < len(argv):
+        args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
         level = args.log_level or settings.logging.level
@@ -181,7 +189,7 @@ def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from atlas.bench.cli import main as bench_main
 
     extra = ["--config", str(args.config)] if args.config else []
-    return bench_main([*extra, *args.args])
+    return bench_main([*extra, *args.bench_args])
 
 
 if __name__ == "__main__":

@@ -52,4 +52,4 @@ step "ATLAS itself (editable)"
 step "bundled models (sha256 check)"
 "$VENV/bin/atlas" models verify
 
-printf '\nATLAS is installed. Try:  .venv/bin/atlas transcribe tests/fixtures/audio/*.wav\n'
+printf '\nATLAS is installed. Try:  .venv/bin/atlas transcribe tests/fixtures/audio/local_what_time.wav\n'

@@ -43,35 +43,50 @@ _APOSTROPHES = re.compile(r"['’‘`]")
 _WORD = re.compile(r"\d+(?:\.\d+)+|[^\W_]+")
 
 
+MAX_SPOKEN_NUMBER = 999_999
+
+
 def number_to_words(n: int) -> str:
-    """English words for an integer 0..100 ("21" -> "twenty one")."""
-    if not 0 <= n <= 100:
-        raise ValueError(f"number_to_words handles 0..100, not {n}")
-    if n == 100:
-        return "one hundred"
+    """English words for an integer 0..999999 ("521" -> "five hundred twenty one")."""
+    if not 0 <= n <= MAX_SPOKEN_NUMBER:
+        raise ValueError(f"number_to_words handles 0..{MAX_SPOKEN_NUMBER}, not {n}")
     if n < 20:
         return _ONES[n]
-    tens, ones = divmod(n, 10)
-    return _TENS[tens - 2] if ones == 0 else f"{_TENS[tens - 2]} {_ONES[ones]}"
+    if n < 100:
+        tens, ones = divmod(n, 10)
+        return _TENS[tens - 2] if ones == 0 else f"{_TENS[tens - 2]} {_ONES[ones]}"
+    big, rest, unit = (
+        (n // 1000, n % 1000, "thousand") if n >= 1000 else (n // 100, n % 100, "hundred")
+    )
+    head = f"{number_to_words(big)} {unit}"
+    return head if rest == 0 else f"{head} {number_to_words(rest)}"
 
 
-def _is_small_int(word: str) -> bool:
+def _is_spoken_int(word: str) -> bool:
     # "007" or "0800" is read digit by digit, not as a number: leave it alone.
-    return word.isascii() and word.isdigit() and word == str(int(word)) and int(word) <= 100
+    return (
+        word.isascii()
+        and word.isdigit()
+        and word == str(int(word))
+        and int(word) <= MAX_SPOKEN_NUMBER
+    )
 
 
 def normalize_text(text: str, numbers_to_words: bool = False) -> str:
     """Lowercase, punctuation removed, spaces collapsed.
 
     Numbers are left as they are ("3.5", "1000") unless `numbers_to_words` is set, in
-    which case whole integers 0..100 become words ("10" -> "ten") so a reference that
+    which case whole integers up to 999999 become words ("10" -> "ten", "15%" ->
+    "fifteen percent") so a reference that
     spells numbers out compares fairly with Whisper's digits.
     """
     text = unicodedata.normalize("NFKC", text).lower()
     text = _APOSTROPHES.sub("", _DIGIT_COMMA.sub("", text))
+    if numbers_to_words:
+        text = text.replace("%", " percent ")
     words = _WORD.findall(text)
     if numbers_to_words:
-        words = [number_to_words(int(w)) if _is_small_int(w) else w for w in words]
+        words = [number_to_words(int(w)) if _is_spoken_int(w) else w for w in words]
     return " ".join(words)
 
 

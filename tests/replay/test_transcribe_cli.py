@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from atlas.cli import main
-from tests.conftest import FIXTURES, fixture_rows, shared_audio
+from tests.conftest import shared_audio
 from voice.textnorm import normalize_text
 
 pytestmark = pytest.mark.slow
@@ -260,12 +260,3 @@ def test_other_formats_and_rates(name: str, capsys: pytest.CaptureFixture[str]) 
     code, out, err = run_cli(capsys, "--json", str(path))
     assert code == 0, err
     assert out, f"nothing heard in {name}"
-
-
-def test_project_fixtures_transcribe(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = [r for r in fixture_rows() if r.get("kind") == "speech" and not r.get("snr_db")]
-    if not rows:
-        pytest.skip("no fixtures yet")
-    code, out, err = run_cli(capsys, "--json", *[str(FIXTURES / r["file"]) for r in rows])
-    assert code == 0, err
-    assert out

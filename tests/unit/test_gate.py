@@ -217,7 +217,7 @@ def test_normalize_text(text: str, expected: str) -> None:
             "0, 7, 13, 21, 40, 99, 100",
             "zero seven thirteen twenty one forty ninety nine one hundred",
         ),
-        ("101 and 007 stay", "101 and 007 stay"),
+        ("1000001 and 007 stay", "1000001 and 007 stay"),
         ("3.5", "3.5"),
     ],
 )
@@ -228,8 +228,13 @@ def test_normalize_text_numbers_to_words(text: str, expected: str) -> None:
 def test_number_to_words_range() -> None:
     assert number_to_words(0) == "zero"
     assert number_to_words(58) == "fifty eight"
+    assert number_to_words(100) == "one hundred"
+    assert number_to_words(500) == "five hundred"
+    assert number_to_words(1999) == "one thousand nine hundred ninety nine"
+    assert number_to_words(21_000) == "twenty one thousand"
+    assert normalize_text("15% of 80", numbers_to_words=True) == "fifteen percent of eighty"
     with pytest.raises(ValueError):
-        number_to_words(101)
+        number_to_words(1_000_000)
 
 
 def test_word_error_rate() -> None:
