@@ -8,6 +8,7 @@ one `SettingsError` line naming the key and the file.
 from __future__ import annotations
 
 import os
+import re
 import types
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
@@ -16,13 +17,22 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from atlas.llm.config import (
+    BreakerConfig,
+    BudgetConfig,
+    LLMConfig,
+    MemoryConfig,
+    PersonaConfig,
+    RouterConfig,
+)
 from voice.config import AudioConfig, EndpointerConfig, SttConfig, VadConfig, bounded, choice
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "atlas.yaml"
+DEFAULT_ROUTING = PROJECT_ROOT / "config" / "routing.yaml"
 
 # Keys that look like secrets are refused in YAML: they belong in the environment.
-_SECRET_WORDS = ("api_key", "apikey", "secret", "token", "password")
+_SECRET_KEY = re.compile(r"(?i)(api_?key|secret|password|passwd|(^|_)token)$")
 
 
 class SettingsError(Exception):
@@ -63,6 +73,14 @@ class Settings:
     vad: VadConfig = field(default_factory=VadConfig)
     endpointer: EndpointerConfig = field(default_factory=EndpointerConfig)
     stt: SttConfig = field(default_factory=SttConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    routing_file: str = "routing.yaml"
+    """Router patterns and persona lines; relative to this config file's folder."""
+    router: RouterConfig = field(default_factory=RouterConfig)
+    persona: PersonaConfig = field(default_factory=PersonaConfig)
     source: Path | None = None
     """The file these settings came from (None: built-in defaults)."""
 
@@ -113,9 +131,38 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     if path is None:
         return Settings()
     data = _read_yaml(path)
+    for section in _ROUTING_SECTIONS:
+        if section in data:
+            raise SettingsError(f"{path}: '{section}' belongs in the routing file (routing_file)")
     settings: Settings = replace(_build(Settings, data, "", path), source=path)
+    routing_path = path.parent / settings.routing_file
+    if "routing_file" not in data and not routing_path.exists():
+        routing_path = DEFAULT_ROUTING  # a custom atlas.yaml keeps the shipped persona
+    routing: _Routing = _build(_Routing, _read_yaml(routing_path), "", routing_path)
+    settings = replace(settings, router=routing.router, persona=routing.persona)
     _check_cross_field(settings, path)
+    _check_patterns(settings.router, routing_path)
     return settings
+
+
+@dataclass(frozen=True)
+class _Routing:
+    """The sections of the routing file."""
+
+    router: RouterConfig = field(default_factory=RouterConfig)
+    persona: PersonaConfig = field(default_factory=PersonaConfig)
+
+
+_ROUTING_SECTIONS = ("router", "persona")
+
+
+def _check_patterns(router: RouterConfig, path: Path) -> None:
+    for name in ("safety_patterns", "local_patterns", "agent_patterns"):
+        for i, pattern in enumerate(getattr(router, name)):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise SettingsError(f"{path}: router.{name}[{i}] is not a valid regex ({e})") from None
 
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:
@@ -145,10 +192,14 @@ def _build(cls: type[Any], data: Any, prefix: str, path: Path) -> Any:
     if not isinstance(data, Mapping):
         raise SettingsError(f"{path}: {where} must be a mapping")
     hints = get_type_hints(cls)
-    known = {f.name: f for f in fields(cls) if f.name != "source"}
+    known = {
+        f.name: f
+        for f in fields(cls)
+        if f.name != "source" and not (cls is Settings and f.name in _ROUTING_SECTIONS)
+    }
     for key in data:
         name = f"{prefix}{key}"
-        if any(w in str(key).lower() for w in _SECRET_WORDS):
+        if _SECRET_KEY.search(str(key)):
             raise SettingsError(
                 f"{path}: {name}: secrets are not read from config files; "
                 "set ANTHROPIC_API_KEY in the environment (or a systemd credential)"
@@ -189,6 +240,13 @@ def _coerce(value: Any, typ: Any, meta: Mapping[str, Any], key: str, path: Path)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SettingsError(f"{path}: {key} must be a number, got {value!r}")
         value = float(value)
+    elif get_origin(typ) is tuple:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise SettingsError(f"{path}: {key} must be a list, got {value!r}")
+        bad = [v for v in value if not isinstance(v, str)]
+        if bad:
+            raise SettingsError(f"{path}: {key} must be a list of text, got {bad[0]!r}")
+        value = tuple(value)
     elif typ is str:
         if isinstance(value, int | float) and not isinstance(value, bool) and optional:
             value = str(value)  # a device index written as a bare number

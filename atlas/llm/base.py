@@ -1,0 +1,171 @@
+"""The one protocol every LLM backend speaks, and the records that flow out of it.
+
+`stream()` yields text deltas (`str`) and ends with exactly one `LLMResponse`.
+Backends raise only `LLMError`, whose text never carries a secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Literal, Protocol, runtime_checkable
+
+Tier = Literal["local", "haiku", "agent"]
+TIERS: tuple[Tier, ...] = ("local", "haiku", "agent")
+CLOUD_TIERS: tuple[Tier, ...] = ("haiku", "agent")
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts as the backend reported them (never estimated)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Price:
+    """USD per million tokens; cache multipliers relative to the input price."""
+
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    cache_write_multiplier: float = 1.25
+    cache_read_multiplier: float = 0.1
+
+    def cost(self, usage: Usage) -> float:
+        per_in = self.input_per_mtok / 1e6
+        return (
+            usage.input_tokens * per_in
+            + usage.output_tokens * self.output_per_mtok / 1e6
+            + usage.cache_write_tokens * per_in * self.cache_write_multiplier
+            + usage.cache_read_tokens * per_in * self.cache_read_multiplier
+        )
+
+    def worst_case(self, input_tokens: int, max_tokens: int) -> float:
+        """Most a call can cost: every input token written to cache, max_tokens out."""
+        per_in = self.input_per_mtok / 1e6
+        return input_tokens * per_in * max(1.0, self.cache_write_multiplier) + (
+            max_tokens * self.output_per_mtok / 1e6
+        )
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    """The record that ends every stream."""
+
+    content: str
+    model: str
+    backend: str
+    """'anthropic', 'ollama', 'openai' (any OpenAI-compatible server), 'embedded'."""
+    first_token_ms: float | None
+    """From the request being sent to the first text delta; None if no text came."""
+    total_duration_ms: float
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    stop_reason: str | None = None
+    cache_note: str = ""
+    """Why nothing was cached, when that is the case (e.g. prefix below the minimum)."""
+
+
+StreamItem = str | LLMResponse
+
+
+class ErrorKind(str, Enum):
+    RATE_LIMITED = "rate_limited"  # 429
+    OVERLOADED = "overloaded"  # 529 / overloaded_error
+    SERVER = "server"  # 5xx
+    CONNECTION = "connection"  # refused, reset, DNS
+    TIMEOUT = "timeout"  # no answer in time (before the first token)
+    STALLED = "stalled"  # the stream stopped delivering mid-answer
+    MID_STREAM = "mid_stream"  # an error event after the stream had started
+    AUTH = "auth"  # missing/invalid key: disables the tier, never trips a breaker
+    BAD_REQUEST = "bad_request"  # 400/404/413: our fault, not the upstream's
+    UNAVAILABLE = "unavailable"  # backend not configured/installed/reachable
+
+
+# Upstream failures count toward a circuit breaker; our own mistakes and auth do not.
+BREAKER_KINDS = frozenset(
+    {
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.OVERLOADED,
+        ErrorKind.SERVER,
+        ErrorKind.CONNECTION,
+        ErrorKind.TIMEOUT,
+        ErrorKind.STALLED,
+        ErrorKind.MID_STREAM,
+    }
+)
+RETRYABLE_KINDS = frozenset(
+    {
+        ErrorKind.RATE_LIMITED,
+        ErrorKind.OVERLOADED,
+        ErrorKind.SERVER,
+        ErrorKind.CONNECTION,
+        ErrorKind.TIMEOUT,
+    }
+)
+
+
+class LLMError(Exception):
+    """A backend failure. `text_started` says whether any answer text was delivered."""
+
+    def __init__(self, kind: ErrorKind, message: str, *, text_started: bool = False) -> None:
+        super().__init__(f"{kind.value}: {message}")
+        self.kind = kind
+        self.text_started = text_started
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE_KINDS and not self.text_started
+
+    @property
+    def counts_for_breaker(self) -> bool:
+        return self.kind in BREAKER_KINDS
+
+
+@runtime_checkable
+class LLMClient(Protocol):
+    backend: str
+    model: str
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        system: str,
+        temperature: float,
+        max_tokens: int,
+    ) -> AsyncIterator[StreamItem]:
+        """Text deltas, then one LLMResponse. Raises LLMError."""
+        ...
+
+    async def generate(
+        self,
+        messages: Sequence[Message],
+        system: str,
+        temperature: float,
+        max_tokens: int,
+    ) -> LLMResponse: ...
+
+    async def is_available(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
+
+
+async def collect(stream: AsyncIterator[StreamItem]) -> LLMResponse:
+    """Drain a stream and return its final record (the shared `generate` helper)."""
+    final: LLMResponse | None = None
+    async for item in stream:
+        if isinstance(item, LLMResponse):
+            final = item
+    if final is None:
+        raise LLMError(ErrorKind.MID_STREAM, "stream ended without a final record")
+    return final
