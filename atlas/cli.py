@@ -17,7 +17,8 @@ from typing import Any
 
 import structlog
 
-from atlas import __version__
+from atlas import __version__, cli_brain
+from atlas.llm.budget import BudgetError
 from atlas.logs import configure_logging, redact_text
 from atlas.modelstore import ModelError
 from atlas.settings import Settings, SettingsError, load_settings
@@ -61,10 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the bundled models, or verify their hashes")
     m.add_argument("action", nargs="?", choices=["list", "verify"], default="list")
 
-    b = sub.add_parser(
-        "bench", help="the latency benchmark (see `atlas bench --help`)", add_help=False
-    )
-    b.add_argument("args", nargs=argparse.REMAINDER)
+    cli_brain.add_parsers(sub)
+
+    # Everything after `bench` belongs to the benchmark's own parser (see main()).
+    sub.add_parser("bench", help="the latency benchmark (see `atlas bench --help`)", add_help=False)
     return p
 
 
@@ -82,11 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         level = args.log_level or settings.logging.level
         # Command output goes to stdout; keep logs quiet there unless asked.
-        if args.command in ("transcribe", "devices", "models") and not args.log_level:
+        quiet = ("transcribe", "devices", "models", "ask", "route", "budget", "router")
+        if args.command in quiet and not args.log_level:
             level = "warning"
         configure_logging(level, settings.logging.format)
         return _dispatch(args, settings)
-    except (SettingsError, ModelError) as e:
+    except (SettingsError, ModelError, BudgetError) as e:
         _fail(str(e))
         return EXIT_USAGE
     except AudioDeviceError as e:
@@ -108,6 +110,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "listen": _cmd_listen,
         "models": _cmd_models,
         "bench": _cmd_bench,
+        "ask": cli_brain.cmd_ask,
+        "route": cli_brain.cmd_route,
+        "budget": cli_brain.cmd_budget,
+        "router": cli_brain.cmd_router,
     }
     return commands[args.command](args, settings)
 

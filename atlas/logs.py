@@ -63,8 +63,8 @@ def redact_secrets(
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Configure structlog once per process (called by the CLI, never on import)."""
-    stream = stream or sys.stderr
-    use_console = fmt == "console" or (fmt == "auto" and stream.isatty())
+    target = stream or sys.stderr
+    use_console = fmt == "console" or (fmt == "auto" and target.isatty())
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -73,7 +73,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         redact_secrets,
     ]
     renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        structlog.dev.ConsoleRenderer(colors=target.isatty())
         if use_console
         else structlog.processors.JSONRenderer()
     )
@@ -82,7 +82,13 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        # Without an explicit stream, sys.stderr is looked up per call, so a replaced
+        # stderr (tests, daemons that redirect it) is honoured.
+        logger_factory=(
+            structlog.PrintLoggerFactory(file=stream)
+            if stream is not None
+            else (lambda *_: structlog.PrintLogger(file=sys.stderr))
+        ),
         cache_logger_on_first_use=False,
     )
 

@@ -162,7 +162,9 @@ def _check_patterns(router: RouterConfig, path: Path) -> None:
             try:
                 re.compile(pattern)
             except re.error as e:
-                raise SettingsError(f"{path}: router.{name}[{i}] is not a valid regex ({e})") from None
+                raise SettingsError(
+                    f"{path}: router.{name}[{i}] is not a valid regex ({e})"
+                ) from None
 
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:

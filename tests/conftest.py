@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_AUDIO = ROOT.parent / "shared" / "audio"
@@ -25,3 +27,10 @@ def fixture_rows() -> list[dict[str, str]]:
         return []
     with manifest.open(encoding="utf-8") as f:
         return list(csv.DictReader(f, delimiter="\t"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """structlog's configuration is process-wide: give every test the defaults back."""
+    yield
+    structlog.reset_defaults()

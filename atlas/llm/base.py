@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Literal, Protocol, runtime_checkable
 
 Tier = Literal["local", "haiku", "agent"]
@@ -79,7 +79,7 @@ class LLMResponse:
 StreamItem = str | LLMResponse
 
 
-class ErrorKind(str, Enum):
+class ErrorKind(StrEnum):
     RATE_LIMITED = "rate_limited"  # 429
     OVERLOADED = "overloaded"  # 529 / overloaded_error
     SERVER = "server"  # 5xx

@@ -1,0 +1,169 @@
+"""Builds the brain from settings: classifier, skills, persona, budget, breakers, clients.
+
+Kept apart from app.py so that `atlas transcribe` does not import the LLM stack.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+import structlog
+
+from atlas.llm.agent import AgentRunner
+from atlas.llm.anthropic import AnthropicClient
+from atlas.llm.base import CLOUD_TIERS, LLMClient, Tier
+from atlas.llm.breaker import CloudBreaker
+from atlas.llm.budget import BudgetLedger, resolve_timezone
+from atlas.llm.classifier import Classifier, load_prototypes
+from atlas.llm.embedded import EmbeddedLlamaClient
+from atlas.llm.embedder import MiniLMEmbedder
+from atlas.llm.local_select import select_local_backend
+from atlas.llm.memory import ConversationMemory
+from atlas.llm.router import Router
+from atlas.modelstore import ModelStore
+from atlas.persona import Persona
+from atlas.settings import Secrets, Settings
+from atlas.skills import SkillSet, TimerService, build_skills
+from atlas.skills.tools import skill_tools
+
+log = structlog.get_logger("atlas.brain")
+
+
+@dataclass
+class Brain:
+    """The router and what it owns; closed once at shutdown."""
+
+    router: Router
+    budget: BudgetLedger
+    timers: TimerService
+    local_backend: str
+    """Which local backend answers, and why (one line)."""
+    clients: dict[Tier, LLMClient]
+
+    async def aclose(self) -> None:
+        await self.timers.aclose()
+        for client in self.clients.values():
+            await client.aclose()
+        self.budget.close()
+
+
+def build_classifier(settings: Settings, store: ModelStore) -> Classifier:
+    """The routing cascade with its embedder and prototypes (no LLM needed)."""
+    model = store.resolve(
+        settings.router.embedder_model, "sentence-transformer", "router.embedder_model"
+    )
+    prototypes = load_prototypes(settings.project_path(settings.router.prototypes))
+    return Classifier(
+        settings.router,
+        MiniLMEmbedder(model.path),
+        prototypes,
+        cache_dir=settings.project_path(settings.models.cache_dir) / "router",
+    )
+
+
+def open_budget(settings: Settings) -> BudgetLedger:
+    return BudgetLedger(settings.project_path(settings.budget.db_path), settings.budget)
+
+
+def _tz_now(settings: Settings) -> tuple[tzinfo, Callable[[], datetime]]:
+    tz = resolve_timezone(settings.budget.timezone)
+
+    def now() -> datetime:
+        return datetime.now(tz)
+
+    return tz, now
+
+
+def _cloud_clients(settings: Settings, secrets: Secrets) -> dict[Tier, AnthropicClient]:
+    anth = settings.llm.anthropic
+    if not secrets.anthropic_api_key:
+        return {}
+    key = secrets.anthropic_api_key
+    return {
+        "haiku": AnthropicClient(anth.haiku, anth, key),
+        "agent": AnthropicClient(anth.agent, anth, key),
+    }
+
+
+def _router(
+    settings: Settings,
+    classifier: Classifier,
+    skills: SkillSet,
+    budget: BudgetLedger,
+    clients: dict[Tier, LLMClient],
+    now: Callable[[], datetime],
+) -> Router:
+    anth, local_cfg = settings.llm.anthropic, settings.llm.local
+    return Router(
+        classifier=classifier,
+        skills=skills,
+        persona=_persona(settings),
+        budget=budget,
+        breakers={t: CloudBreaker(t, settings.breaker) for t in CLOUD_TIERS},
+        clients=clients,
+        tier_configs={"haiku": anth.haiku, "agent": anth.agent},
+        memory=ConversationMemory(settings.memory),
+        now=now,
+        local_max_tokens=local_cfg.max_tokens,
+        local_temperature=local_cfg.temperature,
+        max_query_chars=settings.llm.max_query_chars,
+        agent_steps=settings.llm.agent_loop.max_steps,
+    )
+
+
+def _persona(settings: Settings) -> Persona:
+    persona = Persona(settings.persona)
+    persona.validate()
+    return persona
+
+
+def build_explainer(settings: Settings, store: ModelStore, secrets: Secrets) -> Router:
+    """A router that can decide() but not answer: for `atlas route` (calls no model)."""
+    tz, now = _tz_now(settings)
+    clients: dict[Tier, LLMClient] = dict(_cloud_clients(settings, secrets))
+    skills = build_skills(tz, TimerService())
+    return _router(
+        settings, build_classifier(settings, store), skills, open_budget(settings), clients, now
+    )
+
+
+async def build_brain(
+    settings: Settings,
+    store: ModelStore,
+    secrets: Secrets,
+    *,
+    classifier: Classifier | None = None,
+    budget: BudgetLedger | None = None,
+) -> Brain:
+    t0 = time.perf_counter()
+    persona = _persona(settings)
+    tz, now = _tz_now(settings)
+    timers = TimerService()
+    skills = build_skills(tz, timers)
+    classifier = classifier or build_classifier(settings, store)
+    budget = budget or open_budget(settings)
+    local_cfg = settings.llm.local
+    local, why = await select_local_backend(
+        local_cfg,
+        lambda: store.resolve(local_cfg.embedded_model, "gguf", "llm.local.embedded_model").path,
+    )
+    if isinstance(local, EmbeddedLlamaClient):  # prime llama.cpp's prefix cache
+        await local.warm(persona.system_prompt("local", now()))
+    clients: dict[Tier, LLMClient] = {"local": local}
+    cloud = _cloud_clients(settings, secrets)
+    if cloud:
+        clients["haiku"] = cloud["haiku"]
+        tools = skill_tools(skills, timers, tz)
+        clients["agent"] = AgentRunner(cloud["agent"], tools, settings.llm.agent_loop)
+    else:
+        log.warning("brain.cloud_off", why="ANTHROPIC_API_KEY is not set: all answers are local")
+    router = _router(settings, classifier, skills, budget, clients, now)
+    log.info("brain.ready", local_backend=why, cloud=sorted(set(clients) - {"local"}), ms=_ms(t0))
+    return Brain(router, budget, timers, why, clients)
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)

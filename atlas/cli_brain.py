@@ -1,0 +1,245 @@
+"""The brain's commands: `atlas ask`, `route`, `budget`, `router eval|fit`.
+
+Each builds only what it needs (`route` calls no model; `budget` opens only the ledger).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from atlas.settings import Settings, load_secrets
+
+
+def add_parsers(sub: Any) -> None:
+    a = sub.add_parser("ask", help="route and answer a text query, streamed to stdout")
+    a.add_argument("text", metavar="TEXT")
+    a.add_argument("--json", action="store_true", help="one JSON object with the whole turn")
+
+    r = sub.add_parser("route", help="explain the routing decision without calling any model")
+    r.add_argument("text", metavar="TEXT")
+    r.add_argument("--json", action="store_true")
+
+    b = sub.add_parser("budget", help="spend today / this month, limits and mode")
+    b.add_argument("--json", action="store_true")
+    bsub = b.add_subparsers(dest="budget_action", metavar="ACTION")
+    bs = bsub.add_parser("set", help="set the daily and/or monthly limit (USD)")
+    bs.add_argument("--daily", type=_usd)
+    bs.add_argument("--monthly", type=_usd)
+
+    rt = sub.add_parser("router", help="evaluate the router or fit its thresholds")
+    rsub = rt.add_subparsers(dest="router_action", metavar="ACTION", required=True)
+    ev = rsub.add_parser("eval", help="accuracy, precision/recall, confusion matrix, latency")
+    ev.add_argument("file", type=Path, metavar="FILE.tsv")
+    ev.add_argument("--json", action="store_true")
+    fi = rsub.add_parser("fit", help="learn the thresholds from labelled data")
+    fi.add_argument("file", type=Path, metavar="FILE.tsv")
+    fi.add_argument("--dry-run", action="store_true", help="print, don't write routing.yaml")
+
+
+def _usd(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}") from None
+    if not 0 <= value <= 100000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100000: {text!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------- ask
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.text.strip():
+        print("atlas: nothing to ask (the query is empty)", file=sys.stderr)
+        return 2
+    return asyncio.run(_ask(args, settings))
+
+
+async def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    from atlas.app import build_store
+    from atlas.brain import build_brain
+    from atlas.llm.router import AnswerResult
+
+    brain = await build_brain(settings, build_store(settings), load_secrets())
+    try:
+        decision = brain.router.decide(args.text)
+        filler = brain.router.filler() if decision.wants_filler else None
+        if filler and not args.json:
+            print(f"({filler})", file=sys.stderr, flush=True)
+        result: AnswerResult | None = None
+        async for item in brain.router.respond(decision):
+            if isinstance(item, AnswerResult):
+                result = item
+            elif not args.json:
+                sys.stdout.write(item)
+                sys.stdout.flush()
+        assert result is not None
+        if args.json:
+            print(json.dumps(_turn_json(result, filler, brain.local_backend)))
+        else:
+            print()
+            print(_summary(result), file=sys.stderr)
+    finally:
+        await brain.aclose()
+    return 0
+
+
+def _summary(result: Any) -> str:
+    d = result.decision
+    resp = result.response
+    ftm = resp.first_token_ms if resp and resp.first_token_ms is not None else result.first_text_ms
+    parts = [f"tier {result.answered_by}", f"reason: {d.reason}"]
+    if d.downgrade or result.fallback_reason:
+        parts.append(f"wanted {d.wanted}, fell back: {result.fallback_reason or d.downgrade}")
+    if ftm is not None:
+        parts.append(f"first token {ftm:.0f} ms")
+    parts.append(f"cost ${result.cost_usd:.5f}")
+    return "[" + " | ".join(parts) + "]"
+
+
+def _turn_json(result: Any, filler: str | None, local_backend: str) -> dict[str, Any]:
+    d = result.decision
+    resp = result.response
+    return {
+        "query": d.text,
+        "tier": result.answered_by,
+        "wanted": d.wanted,
+        "stage": d.stage,
+        "reason": d.reason,
+        "confidence": round(d.confidence, 3),
+        "budget_mode": d.budget_mode,
+        "downgrade": d.downgrade,
+        "fallback_reason": result.fallback_reason,
+        "filler": filler,
+        "answer": result.text,
+        "first_token_ms": resp.first_token_ms if resp else None,
+        "first_text_ms": result.first_text_ms,
+        "total_ms": resp.total_duration_ms if resp else None,
+        "model": resp.model if resp else None,
+        "backend": resp.backend if resp else None,
+        "usage": (
+            {
+                "input_tokens": resp.usage.input_tokens,
+                "output_tokens": resp.usage.output_tokens,
+                "cache_read_tokens": resp.usage.cache_read_tokens,
+                "cache_write_tokens": resp.usage.cache_write_tokens,
+            }
+            if resp
+            else None
+        ),
+        "cache_note": resp.cache_note if resp else "",
+        "cost_usd": round(result.cost_usd, 6),
+        "local_backend": local_backend,
+        "decide_ms": d.decide_ms,
+    }
+
+
+# --------------------------------------------------------------------------- route
+
+
+def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
+    from atlas.app import build_store
+    from atlas.brain import build_explainer
+
+    router = build_explainer(settings, build_store(settings), load_secrets())
+    d = router.decide(args.text)
+    c = d.classification
+    out = {
+        "query": d.text,
+        "tier": d.tier,
+        "wanted": d.wanted,
+        "stage": d.stage,
+        "reason": d.reason,
+        "confidence": round(d.confidence, 3),
+        "marginal": bool(c.marginal) if c else False,
+        "nearest": c.nearest if c else None,
+        "score": round(c.score, 4) if c and c.score is not None else None,
+        "pattern": c.pattern if c else None,
+        "budget_mode": d.budget_mode,
+        "downgrade": d.downgrade,
+        "filler": d.wants_filler,
+        "skill": d.skill.skill if d.skill else None,
+        "classify_ms": round(c.classify_ms, 2) if c else None,
+        "decide_ms": d.decide_ms,
+    }
+    if args.json:
+        print(json.dumps(out))
+    else:
+        down = f" (wanted {d.wanted}: {d.downgrade})" if d.downgrade else ""
+        print(f"{d.tier}{down}  <- {d.stage}: {d.reason}  [confidence {d.confidence:.2f}]")
+    return 0
+
+
+# -------------------------------------------------------------------------- budget
+
+
+def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
+    from atlas.brain import open_budget
+
+    ledger = open_budget(settings)
+    try:
+        if args.budget_action == "set":
+            if args.daily is None and args.monthly is None:
+                print("atlas: budget set needs --daily and/or --monthly", file=sys.stderr)
+                return 2
+            ledger.set_limits(args.daily, args.monthly)
+        status = ledger.status()
+        history = ledger.history(7)
+    finally:
+        ledger.close()
+    if args.json:
+        out = status.to_dict()
+        out["last_7_days"] = [
+            {"day": h.day.isoformat(), "cost_usd": round(h.cost_usd, 6), "calls": h.calls}
+            for h in history
+        ]
+        print(json.dumps(out))
+        return 0
+    print(f"mode      {status.mode}")
+    print(f"today     ${status.spent_today:.4f} of ${status.daily_limit:.2f}")
+    print(f"month     ${status.spent_month:.4f} of ${status.monthly_limit:.2f}")
+    print("last 7 days:")
+    for h in history:
+        print(f"  {h.day.isoformat()}  ${h.cost_usd:.4f}  ({h.calls} calls)")
+    return 0
+
+
+# -------------------------------------------------------------------------- router
+
+
+def cmd_router(args: argparse.Namespace, settings: Settings) -> int:
+    from atlas.app import build_store
+    from atlas.brain import build_classifier
+    from atlas.llm.classifier import load_prototypes
+    from atlas.llm.router_eval import evaluate, fit, write_thresholds
+
+    try:
+        rows = load_prototypes(args.file)
+    except (OSError, ValueError) as e:
+        print(f"atlas: {e}", file=sys.stderr)
+        return 2
+    classifier = build_classifier(settings, build_store(settings))
+    if args.router_action == "eval":
+        report = evaluate(classifier, rows)
+        print(json.dumps(report.as_dict()) if args.json else report.format())
+        return 0
+    embedder = classifier.embedder
+    assert embedder is not None
+    fitted = fit(rows, embedder, settings.router)
+    print(
+        f"local_threshold {fitted.local_threshold:.3f}  agent_threshold "
+        f"{fitted.agent_threshold:.3f}  margin {fitted.margin:.3f}  "
+        f"({fitted.correct}/{fitted.rows} right at the embedding stage; "
+        f"agent missed {fitted.agent_missed}, safety missed {fitted.safety_missed})"
+    )
+    if not args.dry_run:
+        routing = (settings.source or Path("config/atlas.yaml")).parent / settings.routing_file
+        write_thresholds(routing, fitted)
+        print(f"written to {routing}")
+    return 0

@@ -1,0 +1,390 @@
+"""Who answers, and the answer as a stream: classify, decide (budget, breaker), fall back.
+
+`decide()` explains a decision without calling any model. `respond()` streams the
+answer: a deterministic skill, the local model, or a cloud tier guarded by the budget
+(a reservation of the call's worst case), the tier's circuit breaker and a first-token
+deadline. Before any answer text has been produced, a cloud failure falls back to the
+local model with an in-persona line; after that, the provider is never switched and a
+failure ends the answer with a persona line. Nothing raises out of `respond()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+
+from atlas.llm.base import (
+    CLOUD_TIERS,
+    ErrorKind,
+    LLMClient,
+    LLMError,
+    LLMResponse,
+    Message,
+    Price,
+    StreamItem,
+    Tier,
+)
+from atlas.llm.breaker import CloudBreaker
+from atlas.llm.budget import BudgetLedger, CallRecord, CallStatus, Reservation
+from atlas.llm.classifier import Classification, Classifier
+from atlas.llm.config import CloudTierConfig
+from atlas.llm.memory import ConversationMemory
+from atlas.persona import Persona
+from atlas.skills import SkillAnswer, SkillSet
+
+log = structlog.get_logger("atlas.router")
+
+_CHARS_PER_TOKEN_WORST = 3.0  # conservative: English averages ~4 characters per token
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    text: str
+    tier: Tier
+    """Who will answer (after budget, breaker and key checks)."""
+    wanted: Tier
+    """What the classifier (or a skill) chose."""
+    stage: str
+    reason: str
+    confidence: float
+    budget_mode: str
+    downgrade: str | None = None
+    """Why `tier` differs from `wanted`: thrifty, budget, breaker_open, no_key, disabled."""
+    lead_line: str | None = None
+    """A persona line said before a downgraded answer."""
+    skill: SkillAnswer | None = None
+    decide_ms: float = 0.0
+    classification: Classification | None = field(default=None, repr=False)
+
+    @property
+    def wants_filler(self) -> bool:
+        """Cloud answers start with a filler phrase (the Poker Face Protocol)."""
+        return self.tier in CLOUD_TIERS
+
+
+@dataclass(frozen=True)
+class AnswerResult:
+    """The end of every `respond()` stream."""
+
+    decision: RouteDecision
+    answered_by: str
+    """'skill', 'local', 'haiku', 'agent' (or 'persona' when only a line was said)."""
+    text: str
+    response: LLMResponse | None = None
+    fallback_reason: str | None = None
+    first_text_ms: float | None = None
+    """From the start of respond() to the first text it yielded."""
+    cost_usd: float = 0.0
+
+
+AnswerItem = str | AnswerResult
+
+
+class _FallBack(Exception):
+    def __init__(self, reason: str, line_kind: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.line_kind = line_kind
+
+
+class Router:
+    def __init__(
+        self,
+        *,
+        classifier: Classifier,
+        skills: SkillSet,
+        persona: Persona,
+        budget: BudgetLedger,
+        breakers: Mapping[Tier, CloudBreaker],
+        clients: Mapping[Tier, LLMClient],
+        tier_configs: Mapping[Tier, CloudTierConfig],
+        memory: ConversationMemory,
+        now: Callable[[], datetime],
+        local_max_tokens: int = 160,
+        local_temperature: float = 0.6,
+        max_query_chars: int = 2000,
+        agent_steps: int = 1,
+    ) -> None:
+        self._classifier = classifier
+        self._skills = skills
+        self._persona = persona
+        self._budget = budget
+        self._breakers = breakers
+        self._clients = dict(clients)
+        self._tiers = tier_configs
+        self._memory = memory
+        self._now = now
+        self._local_max_tokens = local_max_tokens
+        self._local_temperature = local_temperature
+        self._max_query_chars = max_query_chars
+        self._agent_steps = agent_steps
+        self._disabled: set[Tier] = set()
+
+    def filler(self) -> str:
+        """A filler phrase for the Poker Face Protocol (never the same twice in a row)."""
+        return self._persona.filler()
+
+    # ------------------------------------------------------------------ decide
+
+    def decide(self, text: str) -> RouteDecision:
+        """Classify and apply budget/breaker/key state; calls no model."""
+        t0 = time.perf_counter()
+        text = self._clip(text)
+        skill = self._skills.handle(text, self._now())
+        if skill is not None:
+            return RouteDecision(
+                text, "local", "local", "skill", f"skill '{skill.skill}'", 1.0,
+                self._budget.status().mode, skill=skill, decide_ms=_ms(t0),
+            )  # fmt: skip
+        c = self._classifier.classify(text)
+        mode = self._budget.status().mode
+        tier, downgrade, line = self._apply_state(c, mode)
+        return RouteDecision(
+            text=text,
+            tier=tier,
+            wanted=c.tier,
+            stage=c.stage,
+            reason=c.reason,
+            confidence=c.confidence,
+            budget_mode=mode,
+            downgrade=downgrade,
+            lead_line=self._persona.line(line) if line else None,
+            decide_ms=_ms(t0),
+            classification=c,
+        )
+
+    def _apply_state(self, c: Classification, mode: str) -> tuple[Tier, str | None, str | None]:
+        wanted: Tier = c.tier
+        if wanted == "local":
+            return "local", None, None
+        if wanted not in self._clients:
+            return "local", "no_key", None  # cloud simply off: no failure line
+        if wanted in self._disabled:
+            return "local", "disabled", None
+        if mode == "local_only":
+            return "local", "budget", "budget_exceeded"
+        if mode == "thrifty" and wanted == "haiku" and c.marginal:
+            return "local", "thrifty", None
+        if self._breakers[wanted].state == "open":
+            return "local", "breaker_open", "api_error"
+        return wanted, None, None
+
+    def _clip(self, text: str) -> str:
+        text = " ".join(text.split())
+        if len(text) > self._max_query_chars:
+            log.warning("router.query_truncated", chars=len(text), kept=self._max_query_chars)
+            text = text[: self._max_query_chars]
+        return text
+
+    # ----------------------------------------------------------------- respond
+
+    async def ask(self, text: str) -> AsyncIterator[AnswerItem]:
+        """decide() then respond(); an empty query gets the misunderstanding line."""
+        if not text.strip():
+            line = self._persona.line("misunderstanding")
+            d = RouteDecision("", "local", "local", "empty", "empty query", 1.0, "normal")
+            yield line
+            yield AnswerResult(d, "persona", line)
+            return
+        async for item in self.respond(self.decide(text)):
+            yield item
+
+    async def respond(self, d: RouteDecision) -> AsyncIterator[AnswerItem]:
+        t0 = time.perf_counter()
+        said: list[str] = []
+        first: list[float] = []
+
+        def say(piece: str) -> str:
+            if not first:
+                first.append(_ms(t0))
+            said.append(piece)
+            return piece
+
+        if d.skill is not None:
+            yield say(d.skill.text)
+            self._memory.add(d.text, d.skill.text)
+            yield AnswerResult(d, "skill", d.skill.text, first_text_ms=first[0])
+            return
+
+        history = self._memory.messages()
+        lead = d.lead_line
+        fallback: str | None = d.downgrade
+        if d.tier in CLOUD_TIERS:
+            cloud = _CloudCall(self, d, history)
+            try:
+                async for piece in cloud.stream():
+                    yield say(piece)
+                text = "".join(said)
+                self._memory.add(d.text, text)
+                yield AnswerResult(
+                    d, d.tier, text, cloud.response, cloud.failure, first[0] if first else None,
+                    cloud.cost,
+                )  # fmt: skip
+                return
+            except _FallBack as fb:
+                fallback, lead = fb.reason, self._persona.line(fb.line_kind)
+
+        response: LLMResponse | None = None
+        if lead:
+            yield say(lead + " ")
+        try:
+            async for item in self._clients["local"].stream(
+                [*history, Message("user", d.text)],
+                self._persona.system_prompt("local", self._now()),
+                self._local_temperature,
+                self._local_max_tokens,
+            ):
+                if isinstance(item, str):
+                    if item:
+                        yield say(item)
+                else:
+                    response = item
+        except LLMError as e:
+            log.error("router.local_failed", error=str(e))
+            yield say(("" if not said else " ") + self._persona.line("cut_short"))
+        text = "".join(said).strip()
+        self._memory.add(d.text, text)
+        yield AnswerResult(
+            d, "local", text, response, fallback, first[0] if first else None
+        )  # fmt: skip
+
+    # -------------------------------------------------------------- cloud state
+
+    def disable(self, tier: Tier) -> None:
+        if tier not in self._disabled:
+            self._disabled.add(tier)
+            log.warning("router.tier_disabled", tier=tier, why="the API key was refused")
+
+    def worst_case_usd(self, tier: Tier, history: list[Message], text: str) -> float:
+        cfg = self._tiers[tier]
+        chars = len(self._persona.system_prompt(tier, self._now())) + len(text)
+        chars += sum(len(m.content) for m in history)
+        steps = self._agent_steps if tier == "agent" else 1
+        per_call = Price(cfg.input_usd_per_mtok, cfg.output_usd_per_mtok).worst_case(
+            int(chars / _CHARS_PER_TOKEN_WORST) + 1, cfg.max_tokens
+        )
+        # Each agent step re-sends the growing conversation: charge it with every answer so far.
+        growth = (steps - 1) * steps / 2 * cfg.max_tokens * cfg.input_usd_per_mtok / 1e6
+        return per_call * steps + growth
+
+
+class _CloudCall:
+    """One guarded cloud call: reservation, breaker, first-token deadline, ledger row."""
+
+    def __init__(self, router: Router, d: RouteDecision, history: list[Message]) -> None:
+        self._r = router
+        self._d = d
+        self._history = history
+        self._tier: Tier = d.tier
+        self.response: LLMResponse | None = None
+        self.failure: str | None = None
+        self.cost = 0.0
+
+    async def stream(self) -> AsyncIterator[str]:
+        r, tier = self._r, self._tier
+        breaker = r._breakers[tier]
+        worst = r.worst_case_usd(tier, self._history, self._d.text)
+        reservation = r._budget.reserve(tier, worst)
+        if reservation is None:
+            raise _FallBack("budget", "budget_exceeded")
+        if not breaker.allow():
+            r._budget.release(reservation, "breaker_open")
+            raise _FallBack("breaker_open", "api_error")
+        cfg = r._tiers[tier]
+        client = r._clients[tier]
+        started = time.perf_counter()
+        text_parts: list[str] = []
+        stream = client.stream(
+            [*self._history, Message("user", self._d.text)],
+            r._persona.system_prompt(tier, r._now()),
+            cfg.temperature,
+            cfg.max_tokens,
+        )
+        status: CallStatus = "ok"
+        try:
+            try:
+                async with asyncio.timeout(cfg.first_token_deadline_s):
+                    first = await anext(stream)
+            except TimeoutError:
+                raise LLMError(ErrorKind.TIMEOUT, "first-token deadline missed") from None
+            except StopAsyncIteration:
+                raise LLMError(ErrorKind.MID_STREAM, "empty stream") from None
+            items = _prepend(first, stream)
+            async for item in items:
+                if isinstance(item, LLMResponse):
+                    self.response = item
+                elif item:
+                    text_parts.append(item)
+                    yield item
+            breaker.record_success()
+        except LLMError as e:
+            status = "failed"
+            self.failure = e.kind.value
+            if e.counts_for_breaker:
+                breaker.record_failure(e)
+            else:
+                breaker.release()
+            if e.kind.value == "auth":
+                r.disable(tier)
+            log.warning("router.cloud_failed", tier=tier, error=str(e), spoken=bool(text_parts))
+            if not text_parts and not e.text_started:
+                self._settle(reservation, started, status, "")
+                line = "timeout" if e.kind.value in ("timeout",) else "api_error"
+                raise _FallBack(e.kind.value, line) from None
+            yield " " + r._persona.line("cut_short")
+        except (asyncio.CancelledError, GeneratorExit):
+            status = "cancelled"
+            breaker.release()
+            raise
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+            if status != "failed" or text_parts:
+                self._settle(reservation, started, status, "".join(text_parts))
+
+    def _settle(
+        self, reservation: Reservation, started: float, status: CallStatus, text: str
+    ) -> None:
+        resp = self.response
+        usage_cost = resp.cost_usd if resp is not None else 0.0
+        if resp is None and status == "cancelled" and text:
+            # Cut off before the final usage record: charge what the text must have cost.
+            cfg = self._r._tiers[self._tier]
+            usage_cost = len(text) / 4 * cfg.output_usd_per_mtok / 1e6
+        self.cost = usage_cost
+        c = self._d.classification
+        record = CallRecord(
+            query_text=self._d.text,
+            tier=self._tier,
+            model=resp.model if resp else self._r._tiers[self._tier].model,
+            input_tokens=resp.usage.input_tokens if resp else 0,
+            output_tokens=resp.usage.output_tokens if resp else 0,
+            cache_read_tokens=resp.usage.cache_read_tokens if resp else 0,
+            cache_write_tokens=resp.usage.cache_write_tokens if resp else 0,
+            cost_usd=usage_cost,
+            latency_ms=_ms(started),
+            first_token_ms=resp.first_token_ms if resp else None,
+            confidence=c.confidence if c else None,
+            category=self._d.stage,
+            fallback_reason=self.failure or "",
+            status=status,
+        )
+        self._r._budget.settle(reservation, record)
+
+
+async def _prepend(first: StreamItem, rest: AsyncIterator[StreamItem]) -> AsyncIterator[StreamItem]:
+    yield first
+    async for item in rest:
+        yield item
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 2)
