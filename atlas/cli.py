@@ -2,7 +2,7 @@
 
 Every user error ends as one line on stderr and a non-zero exit code, never a
 traceback. Exit codes: 0 ok, 1 some input failed, 2 usage/config/model error,
-69 no audio device (EX_UNAVAILABLE), 130 interrupted.
+78 no audio device (EX_CONFIG), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from atlas import __version__, cli_brain
+from atlas import __version__, cli_brain, cli_voice
 from atlas.llm.budget import BudgetError
 from atlas.logs import configure_logging, redact_text
 from atlas.modelstore import ModelError
@@ -26,7 +26,7 @@ from voice.errors import AudioDeviceError, VoiceError
 
 EXIT_INPUT = 1
 EXIT_USAGE = 2
-EXIT_NO_DEVICE = 69
+EXIT_NO_DEVICE = 78  # EX_CONFIG: systemd must not restart-loop on it
 EXIT_INTERRUPTED = 130
 
 log = structlog.get_logger("atlas.cli")
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("action", nargs="?", choices=["list", "verify"], default="list")
 
     cli_brain.add_parsers(sub)
+    cli_voice.add_parsers(sub)
 
     # Everything after `bench` belongs to the benchmark's own parser (see main()).
     sub.add_parser("bench", help="the latency benchmark (see `atlas bench --help`)", add_help=False)
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         level = args.log_level or settings.logging.level
         # Command output goes to stdout; keep logs quiet there unless asked.
-        quiet = ("transcribe", "devices", "models", "ask", "route", "budget", "router")
+        quiet = {"transcribe", "devices", "models", "ask", "route", "budget", "router", "say"}
+        quiet.add("replay")
         if args.command in quiet and not args.log_level:
             level = "warning"
         configure_logging(level, settings.logging.format)
@@ -114,6 +116,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "route": cli_brain.cmd_route,
         "budget": cli_brain.cmd_budget,
         "router": cli_brain.cmd_router,
+        "run": cli_voice.cmd_run,
+        "replay": cli_voice.cmd_replay,
+        "say": cli_voice.cmd_say,
     }
     return commands[args.command](args, settings)
 

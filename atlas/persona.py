@@ -19,7 +19,13 @@ from atlas.llm.config import PersonaConfig
 log = structlog.get_logger("atlas.persona")
 
 LineKind = Literal[
-    "budget_warning", "budget_exceeded", "timeout", "api_error", "cut_short", "misunderstanding"
+    "budget_warning",
+    "budget_exceeded",
+    "timeout",
+    "api_error",
+    "cut_short",
+    "misunderstanding",
+    "acknowledge",
 ]
 LINE_KINDS: tuple[LineKind, ...] = get_args(LineKind)
 

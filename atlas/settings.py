@@ -25,7 +25,17 @@ from atlas.llm.config import (
     PersonaConfig,
     RouterConfig,
 )
-from voice.config import AudioConfig, EndpointerConfig, SttConfig, VadConfig, bounded, choice
+from atlas.wake import WakeConfig
+from voice.config import (
+    AudioConfig,
+    ChunkerConfig,
+    EndpointerConfig,
+    SttConfig,
+    TtsConfig,
+    VadConfig,
+    bounded,
+    choice,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config" / "atlas.yaml"
@@ -65,6 +75,20 @@ class FileInputConfig:
 
 
 @dataclass(frozen=True)
+class AssistantConfig:
+    barge_in: bool = False
+    """Speech during playback stops ATLAS (off: half-duplex, the mic is ignored while speaking)."""
+    barge_in_min_ms: int = bounded(300, 64, 3000)
+    speculative_stt: bool = True
+    """Start transcribing when a pause begins, so STT overlaps the end-of-turn hangover."""
+    announce_timers: bool = True
+    shutdown_grace_s: float = bounded(3.0, 0.0, 4.5)
+    """On SIGTERM, let the current sentence finish this long (the daemon stops within 5 s)."""
+    mic_retry_max_s: float = bounded(30.0, 1.0, 600.0)
+    """Backoff ceiling when the microphone disappears (the daemon keeps serving)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -77,6 +101,10 @@ class Settings:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
+    wake: WakeConfig = field(default_factory=WakeConfig)
+    assistant: AssistantConfig = field(default_factory=AssistantConfig)
     routing_file: str = "routing.yaml"
     """Router patterns and persona lines; relative to this config file's folder."""
     router: RouterConfig = field(default_factory=RouterConfig)

@@ -72,3 +72,37 @@ class AudioConfig:
     """Microphone callback block size."""
     queue_frames: int = bounded(64, 4, 4096)
     """Bound of the mic -> pipeline queue (64 frames = 2 s); overflow drops the oldest."""
+
+
+@dataclass(frozen=True)
+class ChunkerConfig:
+    first_chunk_min_words: int = bounded(4, 1, 50)
+    """The first chunk of an answer may end at a comma/colon/dash once it has this many
+    words, so speech starts before the first sentence is complete."""
+    first_chunk_max_words: int = bounded(6, 0, 100)
+    """The first chunk ends at a word boundary after this many words even without
+    punctuation (0: never), so the first sound does not wait for a whole sentence."""
+    max_chars: int = bounded(200, 40, 2000)
+    """A chunk without a sentence end is cut (at the last comma or space) at this length."""
+    url_style: str = choice("domain", "domain", "link")
+    """How a bare URL is said: its domain ("example dot com") or just "a link"."""
+    code_block_text: str = "I'll skip reading out the code."
+    """Said once in place of a fenced code block; empty = skip code blocks silently."""
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    voice: str = "piper-joe-medium"
+    """A Piper voice: a name from models/manifest.yaml or a path to a voice .onnx file."""
+    length_scale: float = bounded(1.0, 0.5, 2.0)
+    """Speaking pace: < 1 is faster, > 1 is slower."""
+    volume: float = bounded(1.0, 0.05, 1.0)
+    """Gain on Piper's peak-normalised output (above 1.0 would clip)."""
+    speaker_id: int = bounded(0, 0, 10_000)
+    """Speaker of a multi-speaker voice (ignored by single-speaker voices)."""
+    sentence_silence_ms: int = bounded(80, 0, 2000)
+    """Silence kept after each sentence, so consecutive chunks do not run together."""
+    lead_silence_ms: int = bounded(10, 0, 500)
+    """Silence kept before the first audible sample (Piper starts with 40-300 ms)."""
+    silence_threshold: float = bounded(0.01, 0.0, 0.5)
+    """Samples below this absolute level count as silence when trimming."""

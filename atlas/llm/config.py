@@ -163,6 +163,8 @@ class PersonaConfig:
     cut_short: tuple[str, ...] = ()
     """Said when an answer already under way fails (it is never re-asked elsewhere)."""
     misunderstanding: tuple[str, ...] = ()
+    acknowledge: tuple[str, ...] = ()
+    """Said when only the wake phrase was heard ("Atlas?" -> "Yes?")."""
     never_say: tuple[str, ...] = ()
     """Phrases ATLAS must never say (checked on its own lines and on answers)."""
     forbidden_words: tuple[str, ...] = ("model", "cloud", "tier", "API", "budget")

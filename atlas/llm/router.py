@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import structlog
 
@@ -35,11 +36,13 @@ from atlas.llm.budget import BudgetLedger, CallRecord, CallStatus, Reservation
 from atlas.llm.classifier import Classification, Classifier
 from atlas.llm.config import CloudTierConfig
 from atlas.llm.memory import ConversationMemory
+from atlas.logs import redact_text
 from atlas.persona import Persona
 from atlas.skills import SkillAnswer, SkillSet
 
 log = structlog.get_logger("atlas.router")
 
+_T = TypeVar("_T")
 _CHARS_PER_TOKEN_WORST = 3.0  # conservative: English averages ~4 characters per token
 
 
@@ -171,8 +174,13 @@ class Router:
             return "local", "budget", "budget_exceeded"
         if mode == "thrifty" and wanted == "haiku" and c.marginal:
             return "local", "thrifty", None
-        if self._breakers[wanted].state == "open":
-            return "local", "breaker_open", "api_error"
+        breaker = self._breakers[wanted]
+        if breaker.state == "open":
+            # Only allow() moves an open breaker to half-open once its reset timeout has
+            # passed; checking the state alone would keep the tier off for good.
+            if not breaker.allow():
+                return "local", "breaker_open", "api_error"
+            breaker.release()  # due for a trial: the call itself takes the trial slot
         return wanted, None, None
 
     def _clip(self, text: str) -> str:
@@ -184,7 +192,7 @@ class Router:
 
     # ----------------------------------------------------------------- respond
 
-    async def ask(self, text: str) -> AsyncIterator[AnswerItem]:
+    async def ask(self, text: str) -> AsyncGenerator[AnswerItem, None]:
         """decide() then respond(); an empty query gets the misunderstanding line."""
         if not text.strip():
             line = self._persona.line("misunderstanding")
@@ -192,10 +200,13 @@ class Router:
             yield line
             yield AnswerResult(d, "persona", line)
             return
-        async for item in self.respond(self.decide(text)):
-            yield item
+        # _closing: a consumer's aclose() (barge-in) must reach the cloud call now, not
+        # whenever the garbage collector finalises the inner generator.
+        async with _closing(self.respond(self.decide(text))) as items:
+            async for item in items:
+                yield item
 
-    async def respond(self, d: RouteDecision) -> AsyncIterator[AnswerItem]:
+    async def respond(self, d: RouteDecision) -> AsyncGenerator[AnswerItem, None]:
         t0 = time.perf_counter()
         said: list[str] = []
         first: list[float] = []
@@ -218,8 +229,9 @@ class Router:
         if d.tier in CLOUD_TIERS:
             cloud = _CloudCall(self, d, history)
             try:
-                async for piece in cloud.stream():
-                    yield say(piece)
+                async with _closing(cloud.stream()) as pieces:
+                    async for piece in pieces:
+                        yield say(piece)
                 text = "".join(said)
                 self._memory.add(d.text, text)
                 yield AnswerResult(
@@ -233,20 +245,22 @@ class Router:
         response: LLMResponse | None = None
         if lead:
             yield say(lead + " ")
+        local = self._clients["local"].stream(
+            [*history, Message("user", d.text)],
+            self._persona.system_prompt("local", self._now()),
+            self._local_temperature,
+            self._local_max_tokens,
+        )
         try:
-            async for item in self._clients["local"].stream(
-                [*history, Message("user", d.text)],
-                self._persona.system_prompt("local", self._now()),
-                self._local_temperature,
-                self._local_max_tokens,
-            ):
-                if isinstance(item, str):
-                    if item:
-                        yield say(item)
-                else:
-                    response = item
-        except LLMError as e:
-            log.error("router.local_failed", error=str(e))
+            async with _closing(local) as items:
+                async for item in items:
+                    if isinstance(item, str):
+                        if item:
+                            yield say(item)
+                    else:
+                        response = item
+        except Exception as e:  # LLMError, or a client bug: the user still gets a line
+            log.error("router.local_failed", error=f"{type(e).__name__}: {redact_text(str(e))}")
             yield say(("" if not said else " ") + self._persona.line("cut_short"))
         text = "".join(said).strip()
         self._memory.add(d.text, text)
@@ -307,23 +321,25 @@ class _CloudCall:
             cfg.max_tokens,
         )
         status: CallStatus = "ok"
+        settled = False
         try:
             try:
                 async with asyncio.timeout(cfg.first_token_deadline_s):
-                    first = await anext(stream)
+                    item: StreamItem | None = await anext(stream)
             except TimeoutError:
                 raise LLMError(ErrorKind.TIMEOUT, "first-token deadline missed") from None
             except StopAsyncIteration:
                 raise LLMError(ErrorKind.MID_STREAM, "empty stream") from None
-            items = _prepend(first, stream)
-            async for item in items:
+            while item is not None:
                 if isinstance(item, LLMResponse):
                     self.response = item
                 elif item:
                     text_parts.append(item)
                     yield item
+                item = await anext(stream, None)
             breaker.record_success()
-        except LLMError as e:
+        except Exception as exc:  # LLMError, or a client bug: neither may escape the router
+            e = exc if isinstance(exc, LLMError) else _unexpected(exc, bool(text_parts))
             status = "failed"
             self.failure = e.kind.value
             if e.counts_for_breaker:
@@ -334,6 +350,7 @@ class _CloudCall:
                 r.disable(tier)
             log.warning("router.cloud_failed", tier=tier, error=str(e), spoken=bool(text_parts))
             if not text_parts and not e.text_started:
+                settled = True
                 self._settle(reservation, started, status, "")
                 line = "timeout" if e.kind.value in ("timeout",) else "api_error"
                 raise _FallBack(e.kind.value, line) from None
@@ -347,7 +364,7 @@ class _CloudCall:
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
-            if status != "failed" or text_parts:
+            if not settled:
                 self._settle(reservation, started, status, "".join(text_parts))
 
     def _settle(
@@ -355,8 +372,9 @@ class _CloudCall:
     ) -> None:
         resp = self.response
         usage_cost = resp.cost_usd if resp is not None else 0.0
-        if resp is None and status == "cancelled" and text:
-            # Cut off before the final usage record: charge what the text must have cost.
+        if resp is None and status != "ok" and text:
+            # Cut off (barge-in or a mid-stream failure) before the final usage record:
+            # those tokens were billed, so charge what the text must have cost.
             cfg = self._r._tiers[self._tier]
             usage_cost = len(text) / 4 * cfg.output_usd_per_mtok / 1e6
         self.cost = usage_cost
@@ -380,10 +398,21 @@ class _CloudCall:
         self._r._budget.settle(reservation, record)
 
 
-async def _prepend(first: StreamItem, rest: AsyncIterator[StreamItem]) -> AsyncIterator[StreamItem]:
-    yield first
-    async for item in rest:
-        yield item
+@contextlib.asynccontextmanager
+async def _closing(stream: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]]:
+    """Like contextlib.aclosing, for anything typed as a plain AsyncIterator."""
+    try:
+        yield stream
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _unexpected(exc: Exception, text_started: bool) -> LLMError:
+    """A non-LLMError out of a client is a bug on our side: no breaker verdict."""
+    log.error("router.client_bug", error=f"{type(exc).__name__}: {redact_text(str(exc))}")
+    return LLMError(ErrorKind.UNAVAILABLE, type(exc).__name__, text_started=text_started)
 
 
 def _ms(t0: float) -> float:

@@ -1,0 +1,234 @@
+"""One turn: transcript -> wake check -> route -> filler -> stream -> speak.
+
+The answer's text deltas go through the chunker into Piper (pipelined: chunk n+1 is
+synthesized while chunk n plays) and out to the sink. For cloud tiers a cached filler
+starts playing right after the route decision; the answer is queued behind it, so it
+follows without overlap and without cutting the filler mid-word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from atlas.filler import FillerCache
+from atlas.llm.router import AnswerResult, RouteDecision, Router
+from atlas.persona import Persona
+from atlas.turn import TurnHandle, TurnRecord
+from atlas.wake import WakeGate
+from voice.chunker import SentenceChunker, chunks
+from voice.config import ChunkerConfig
+from voice.listener import Heard
+from voice.sinks import AudioSink, PlaybackMark
+from voice.tts import Synthesizer
+
+log = structlog.get_logger("atlas.assistant")
+
+
+@dataclass
+class _Spoken:
+    """What a turn put on the sink, in order, with when each piece plays."""
+
+    filler: str | None = None
+    pieces: list[tuple[str, PlaybackMark]] = field(default_factory=list)
+    result: AnswerResult | None = None
+
+    def heard_at(self, now: float) -> str:
+        """The answer text a person had heard by `now` (a partly played chunk by words)."""
+        out: list[str] = []
+        for text, mark in self.pieces:
+            if mark.end_at <= now:
+                out.append(text)
+            elif mark.first_sample_at < now:
+                words = text.split()
+                frac = (now - mark.first_sample_at) / max(mark.end_at - mark.first_sample_at, 1e-6)
+                out.append(" ".join(words[: int(len(words) * frac)]))
+                break
+            else:
+                break
+        return " ".join(x for x in out if x)
+
+
+class Assistant:
+    def __init__(
+        self,
+        *,
+        router: Router,
+        tts: Synthesizer,
+        sink: AudioSink,
+        fillers: FillerCache,
+        wake: WakeGate,
+        persona: Persona,
+        chunker: ChunkerConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._router = router
+        self._tts = tts
+        self._sink = sink
+        self._fillers = fillers
+        self._wake = wake
+        self._persona = persona
+        self._chunker = chunker
+        self._clock = clock
+        self._turns = 0
+        self._current: TurnHandle | None = None
+
+    @property
+    def busy(self) -> bool:
+        """A turn is under way or ATLAS is still audible (half-duplex: don't listen)."""
+        return self._current is not None or self._sink.is_playing
+
+    def interrupt(self, reason: str) -> None:
+        """Barge-in or shutdown: stop the current turn and its audio now."""
+        if self._current is not None:
+            self._current.cancel(reason)
+        self._sink.clear()
+
+    async def handle(self, heard: Heard) -> TurnRecord:
+        h = self._new_turn(heard.transcript.text)
+        u = heard.utterance
+        hang = u.end_of_turn_s - u.last_voiced_s
+        h.stamp("speech_start", u.decided_at - (u.end_of_turn_s - u.speech_start_s))
+        h.stamp("speech_end", u.decided_at - hang)
+        h.stamp("end_of_turn", u.decided_at)
+        h.stamp("transcript", heard.transcript_at)
+        addressed = self._wake.check(heard.transcript.text)
+        if not addressed.addressed:
+            log.info(
+                "turn.ignored", turn=h.number, why=addressed.reason, text=heard.transcript.text
+            )
+            return self._record(h, _Spoken(), ignored=addressed.reason)
+        if not addressed.text.strip():
+            return await self.say(self._persona.line("acknowledge"), h)
+        decision = self._router.decide(addressed.text)
+        h.stamp("route")
+        log.info("route", turn=h.number, tier=decision.tier, reason=decision.reason)
+        return await self._run(h, decision)
+
+    async def say(self, text: str, h: TurnHandle | None = None) -> TurnRecord:
+        """Speak a line of ATLAS's own (timer done, acknowledgement) as a turn."""
+        h = h or self._new_turn("")
+        spoken = _Spoken()
+        task = h.spawn(self._speak_text(h, _one(text), spoken), "say")
+        await self._await_turn(h, task)
+        return self._finish(h, spoken, answer=text)
+
+    # ------------------------------------------------------------------ inside
+
+    def _new_turn(self, transcript: str) -> TurnHandle:
+        self._turns += 1
+        return TurnHandle(self._turns, transcript, self._clock)
+
+    async def _run(self, h: TurnHandle, decision: RouteDecision) -> TurnRecord:
+        spoken = _Spoken()
+        task = h.spawn(self._speak_answer(h, decision, spoken), "answer")
+        await self._await_turn(h, task)
+        answer = spoken.result.text if spoken.result else ""
+        return self._finish(h, spoken, answer=answer, decision=decision)
+
+    async def _await_turn(self, h: TurnHandle, task: asyncio.Task[None]) -> None:
+        self._current = h
+        try:
+            await task
+        except asyncio.CancelledError:
+            if not h.cancelled:  # our caller was cancelled, not the turn
+                task.cancel()
+                raise
+        finally:
+            self._current = None
+
+    async def _speak_answer(self, h: TurnHandle, d: RouteDecision, spoken: _Spoken) -> None:
+        if d.wants_filler:
+            filler = self._fillers.pick()
+            mark = await self._sink.write(filler.audio, filler.sample_rate, label="filler")
+            h.stamp("filler_first_sample", mark.first_sample_at)
+            spoken.filler = filler.text
+            self._wake.remember_said(filler.text)
+        await self._speak_text(h, self._answer_deltas(h, d, spoken), spoken)
+
+    async def _answer_deltas(
+        self, h: TurnHandle, d: RouteDecision, spoken: _Spoken
+    ) -> AsyncIterator[str]:
+        async for item in self._router.respond(d):
+            if isinstance(item, AnswerResult):
+                spoken.result = item
+            elif item:
+                h.stamp("first_token")
+                yield item
+
+    async def _speak_text(self, h: TurnHandle, deltas: AsyncIterator[str], spoken: _Spoken) -> None:
+        async def stamped() -> AsyncIterator[str]:
+            async for chunk in chunks(deltas, SentenceChunker(self._chunker)):
+                h.stamp("first_chunk")
+                yield chunk
+
+        async for piece in self._tts.stream(stamped()):
+            mark = await self._sink.write(piece.audio, piece.sample_rate, label="answer")
+            h.stamp("first_answer_sample", mark.first_sample_at)
+            spoken.pieces.append((piece.text, mark))
+        await self._sink.wait_for_playout()
+        if spoken.pieces:
+            h.stamp("last_sample", spoken.pieces[-1][1].end_at)
+
+    def _finish(
+        self,
+        h: TurnHandle,
+        spoken: _Spoken,
+        *,
+        answer: str,
+        decision: RouteDecision | None = None,
+    ) -> TurnRecord:
+        now = self._clock()
+        if h.cancelled:
+            self._sink.clear()
+        heard = spoken.heard_at(now) if h.cancelled else " ".join(t for t, _ in spoken.pieces)
+        end = spoken.pieces[-1][1].end_at if spoken.pieces and not h.cancelled else now
+        self._wake.open_followup(end)
+        self._wake.remember_said(heard or answer)
+        rec = self._record(h, spoken, decision=decision, answer=answer, heard=heard)
+        log.info(
+            "turn",
+            turn=h.number,
+            tier=rec.tier,
+            interrupted=rec.interrupted,
+            **{f"{k}_ms": round(v) for k, v in rec.since_speech_end_ms.items() if v >= 0},
+        )
+        return rec
+
+    def _record(
+        self,
+        h: TurnHandle,
+        spoken: _Spoken,
+        *,
+        ignored: str | None = None,
+        decision: RouteDecision | None = None,
+        answer: str = "",
+        heard: str = "",
+    ) -> TurnRecord:
+        result = spoken.result
+        return TurnRecord(
+            turn=h.number,
+            transcript=h.transcript,
+            addressed=ignored is None,
+            ignored_reason=ignored,
+            tier=result.answered_by if result else (decision.tier if decision else None),
+            wanted=decision.wanted if decision else None,
+            stage=decision.stage if decision else None,
+            reason=decision.reason if decision else None,
+            filler=spoken.filler,
+            answer=answer,
+            heard=heard,
+            interrupted=h.interrupted,
+            cost_usd=result.cost_usd if result else 0.0,
+            fallback_reason=result.fallback_reason if result else None,
+            timestamps=dict(h.stamps),
+            since_speech_end_ms=h.since_speech_end_ms(),
+        )
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text
