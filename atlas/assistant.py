@@ -36,6 +36,8 @@ class _Spoken:
     filler: str | None = None
     pieces: list[tuple[str, PlaybackMark]] = field(default_factory=list)
     result: AnswerResult | None = None
+    generated: list[str] = field(default_factory=list)
+    """Answer text received so far: the record's answer when the turn is cut."""
 
     def heard_at(self, now: float) -> str:
         """The answer text a person had heard by `now` (a partly played chunk by words)."""
@@ -109,6 +111,15 @@ class Assistant:
         log.info("route", turn=h.number, tier=decision.tier, reason=decision.reason)
         return await self._run(h, decision)
 
+    async def prime(self, transcript: str) -> None:
+        """Prepare for a probable turn (see Router.prime); never raises, never speaks."""
+        addressed = self._wake.check(transcript)  # pure: no state changes
+        if addressed.addressed and addressed.text.strip():
+            try:
+                await self._router.prime(addressed.text)
+            except Exception as e:  # a failed warm-up must never disturb listening
+                log.debug("prime_failed", error=type(e).__name__)
+
     async def say(self, text: str, h: TurnHandle | None = None) -> TurnRecord:
         """Speak a line of ATLAS's own (timer done, acknowledgement) as a turn."""
         h = h or self._new_turn("")
@@ -127,7 +138,8 @@ class Assistant:
         spoken = _Spoken()
         task = h.spawn(self._speak_answer(h, decision, spoken), "answer")
         await self._await_turn(h, task)
-        answer = spoken.result.text if spoken.result else ""
+        # A cut turn has no final result; its answer is what had been generated.
+        answer = spoken.result.text if spoken.result else "".join(spoken.generated).strip()
         return self._finish(h, spoken, answer=answer, decision=decision)
 
     async def _await_turn(self, h: TurnHandle, task: asyncio.Task[None]) -> None:
@@ -158,11 +170,15 @@ class Assistant:
                 spoken.result = item
             elif item:
                 h.stamp("first_token")
+                spoken.generated.append(item)
                 yield item
 
     async def _speak_text(self, h: TurnHandle, deltas: AsyncIterator[str], spoken: _Spoken) -> None:
         async def stamped() -> AsyncIterator[str]:
             async for chunk in chunks(deltas, SentenceChunker(self._chunker)):
+                if self._persona.never_said(chunk):  # "As an AI, ..." is never spoken
+                    log.info("chunk.scrubbed", turn=h.number, chunk=chunk)
+                    continue
                 h.stamp("first_chunk")
                 yield chunk
 

@@ -26,7 +26,7 @@ from atlas.skills import TimerService
 from atlas.turn import TurnRecord
 from voice.audio import AudioSource
 from voice.listener import Heard
-from voice.types import SpeechPaused, SpeechResumed, SpeechStarted, Transcript, Utterance
+from voice.types import Samples, SpeechPaused, SpeechResumed, SpeechStarted, Transcript, Utterance
 
 log = structlog.get_logger("atlas.conversation")
 
@@ -53,6 +53,7 @@ class Conversation:
         self._on_turn = on_turn
         self._turn: asyncio.Task[None] | None = None
         self._speculation: _Speculation | None = None
+        self._prime: asyncio.Task[None] | None = None
         self._speech_started_s: float | None = None
         self._turn_lock = asyncio.Lock()
         self._sequential = False
@@ -79,6 +80,14 @@ class Conversation:
         await self.wait_idle()
 
     async def wait_idle(self) -> None:
+        """Until the current turn and any timer announcement under way are over."""
+        await self._wait_turn()
+        # An announcement holds the turn lock while it speaks; a caller that stops the
+        # announcer right after this (a replay's end) must not cut it mid-synthesis.
+        async with self._turn_lock:
+            pass
+
+    async def _wait_turn(self) -> None:
         if self._turn is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._turn
@@ -90,7 +99,7 @@ class Conversation:
         while True:
             fired = await self._timers.events.get()
             async with self._turn_lock:
-                await self.wait_idle()
+                await self._wait_turn()
                 record = await self._assistant.say(fired.timer.done_line())
             self._on_turn(record)
 
@@ -113,13 +122,21 @@ class Conversation:
             self._speech_started_s = None
             if self._config.speculative_stt and self._listening():
                 self._drop_speculation()
-                task = asyncio.create_task(self._ears.transcriber.transcribe(event.audio))
+                task = asyncio.create_task(self._speculate(event.audio))
                 self._speculation = _Speculation(event.last_voiced_s, task)
         elif isinstance(event, SpeechResumed):
             self._drop_speculation()
         elif isinstance(event, Utterance):
             self._speech_started_s = None
             await self._on_utterance(event, sequential)
+
+    async def _speculate(self, audio: Samples) -> Transcript:
+        """Transcribe the audio so far; if it is for ATLAS, warm the local model's prompt
+        cache with it while the hangover still runs (the turn may yet go on)."""
+        transcript = await self._ears.transcriber.transcribe(audio)
+        if not transcript.is_empty:
+            self._prime = asyncio.create_task(self._assistant.prime(transcript.text))
+        return transcript
 
     def _listening(self) -> bool:
         # A fast replay finishes each turn before reading on: the simulated speaker's

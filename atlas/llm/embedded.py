@@ -304,6 +304,24 @@ class EmbeddedLlamaClient:
             raise LLMError(ErrorKind.UNAVAILABLE, f"warming failed ({type(e).__name__})") from None
         log.info("llm.embedded_warmed", ms=round((time.perf_counter() - started) * 1000, 1))
 
+    async def prime(self, messages: Sequence[Message], system: str) -> None:
+        """Evaluate a likely prompt now, so the real call finds it in llama.cpp's cache.
+
+        Used while the end-of-turn hangover runs: the transcript is (probably) known, so
+        the prompt can be processed before the turn is confirmed. Costs nothing if wrong
+        but CPU; the real call reuses the longest matching prefix either way.
+        """
+        if self._closed:
+            return
+        chat = _chat(messages, system)
+        try:
+            await self._on_worker(self._prime, chat)
+        except Exception as e:  # a failed prime must never hurt the turn
+            log.debug("llm.prime_failed", error=type(e).__name__)
+
+    def _prime(self, chat: list[dict[str, str]]) -> None:
+        self._loaded().create_chat_completion(chat, max_tokens=1, temperature=0.0)
+
     async def stream(
         self,
         messages: Sequence[Message],

@@ -129,6 +129,28 @@ class Router:
         self._agent_steps = agent_steps
         self._disabled: set[Tier] = set()
 
+    async def prime(self, text: str) -> None:
+        """Warm the local model's prompt cache for a probable query (no side effects).
+
+        Skills are not consulted (they act: a timer would be set); a query a skill will
+        answer just costs a little CPU here.
+        """
+        client = self._clients.get("local")
+        prime = getattr(client, "prime", None)
+        if prime is None or not text.strip():
+            return
+        c = self._classifier.classify(self._clip(text))
+        goes_local = (
+            c.tier == "local"
+            or c.tier not in self._clients
+            or c.tier in self._disabled
+            or self._budget.status().mode == "local_only"
+            or self._breakers[c.tier].state == "open"
+        )
+        if goes_local:
+            messages = [*self._memory.messages(), Message("user", self._clip(text))]
+            await prime(messages, self._persona.system_prompt("local", self._now()))
+
     def filler(self) -> str:
         """A filler phrase for the Poker Face Protocol (never the same twice in a row)."""
         return self._persona.filler()
