@@ -160,6 +160,13 @@ class LLMClient(Protocol):
     async def aclose(self) -> None: ...
 
 
+def chat_messages(messages: Sequence[Message], system: str) -> list[dict[str, str]]:
+    """OpenAI-style chat messages (system first), as llama.cpp and /v1 servers take them."""
+    out = [{"role": "system", "content": system}] if system else []
+    out.extend({"role": m.role, "content": m.content} for m in messages)
+    return out
+
+
 async def collect(stream: AsyncIterator[StreamItem]) -> LLMResponse:
     """Drain a stream and return its final record (the shared `generate` helper)."""
     final: LLMResponse | None = None

@@ -25,7 +25,16 @@ from typing import Any
 
 import structlog
 
-from atlas.llm.base import ErrorKind, LLMError, LLMResponse, Message, StreamItem, Usage, collect
+from atlas.llm.base import (
+    ErrorKind,
+    LLMError,
+    LLMResponse,
+    Message,
+    StreamItem,
+    Usage,
+    chat_messages,
+    collect,
+)
 from atlas.llm.config import LocalLLMConfig
 
 log = structlog.get_logger("atlas.llm.embedded")
@@ -190,12 +199,6 @@ def _open_llama(path: Path, config: LocalLLMConfig) -> Any:
             ) from None
 
 
-def _chat(messages: Sequence[Message], system: str) -> list[dict[str, str]]:
-    out = [{"role": "system", "content": system}] if system else []
-    out.extend({"role": m.role, "content": m.content} for m in messages)
-    return out
-
-
 class EmbeddedLlamaClient:
     """LLMClient over an in-process llama.cpp model, serialised on one worker thread."""
 
@@ -233,7 +236,7 @@ class EmbeddedLlamaClient:
         # One token with the real system prompt: llama.cpp keeps the evaluated prefix,
         # so the next turn only evaluates the user's words.
         self._loaded().create_chat_completion(
-            _chat([Message("user", _WARM_PROMPT)], system), max_tokens=1, temperature=0.0
+            chat_messages([Message("user", _WARM_PROMPT)], system), max_tokens=1, temperature=0.0
         )
 
     def _generate(
@@ -313,7 +316,7 @@ class EmbeddedLlamaClient:
         """
         if self._closed:
             return
-        chat = _chat(messages, system)
+        chat = chat_messages(messages, system)
         try:
             await self._on_worker(self._prime, chat)
         except Exception as e:  # a failed prime must never hurt the turn
@@ -337,7 +340,7 @@ class EmbeddedLlamaClient:
         job = loop.run_in_executor(
             self._executor,
             self._generate,
-            _chat(messages, system),
+            chat_messages(messages, system),
             temperature,
             max_tokens,
             channel,

@@ -30,6 +30,7 @@ from atlas.llm.base import (
     Message,
     StreamItem,
     Usage,
+    chat_messages,
     collect,
 )
 from atlas.llm.config import LocalLLMConfig
@@ -121,12 +122,6 @@ def _usage(prompt: Any, completion: Any) -> Usage:
         input_tokens=prompt if isinstance(prompt, int) else 0,
         output_tokens=completion if isinstance(completion, int) else 0,
     )
-
-
-def _chat_messages(messages: Sequence[Message], system: str) -> list[dict[str, str]]:
-    out = [{"role": "system", "content": system}] if system else []
-    out.extend({"role": m.role, "content": m.content} for m in messages)
-    return out
 
 
 class _StreamingChatClient:
@@ -278,7 +273,7 @@ class OpenAICompatClient(_StreamingChatClient):
     ) -> tuple[str, dict[str, Any]]:
         return "/chat/completions", {
             "model": self.model,
-            "messages": _chat_messages(messages, system),
+            "messages": chat_messages(messages, system),
             "stream": True,
             "stream_options": {"include_usage": True},
             "temperature": temperature,
@@ -341,7 +336,7 @@ class OllamaClient(_StreamingChatClient):
     ) -> tuple[str, dict[str, Any]]:
         return "/api/chat", {
             "model": self.model,
-            "messages": _chat_messages(messages, system),
+            "messages": chat_messages(messages, system),
             "stream": True,
             # Sent every time: a request without it resets the model's keep_alive to 5m.
             "keep_alive": self._keep_alive,
