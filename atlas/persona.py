@@ -50,6 +50,11 @@ def spoken_datetime(now: datetime) -> str:
     return f"{text} ({zone})" if zone else text
 
 
+def spoken_date(now: datetime) -> str:
+    """'Tuesday 5 March 2024'."""
+    return f"{_WEEKDAYS[now.weekday()]} {now.day} {_MONTHS[now.month - 1]} {now.year}"
+
+
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     """A phrase matched case-insensitively, any whitespace, and not inside a longer word."""
     body = r"\s+".join(re.escape(w) for w in _plain(phrase).split())
@@ -83,6 +88,9 @@ class Persona:
         return self._config.name
 
     def system_prompt(self, tier: str, now: datetime) -> str:
+        """The prompt for `tier`. The local tier is told only the date: a prompt that
+        changes every minute would defeat llama.cpp's prompt cache, and the time of day
+        is answered by the clock skill, not the model."""
         if tier not in TIERS:
             raise ValueError(f"unknown tier {tier!r} (expected one of {', '.join(TIERS)})")
         hints = self._config.tier_hints
@@ -91,7 +99,7 @@ class Persona:
         # str.replace, not str.format: a prompt may legitimately contain other braces.
         text = (
             self._config.system_prompt.replace("{name}", self._config.name)
-            .replace("{now}", spoken_datetime(now))
+            .replace("{now}", spoken_date(now) if tier == "local" else spoken_datetime(now))
             .replace("{tier_hint}", hint)
         )
         return text.strip()

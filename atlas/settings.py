@@ -89,6 +89,31 @@ class AssistantConfig:
 
 
 @dataclass(frozen=True)
+class LatencyTargets:
+    """What `atlas bench --check` holds the measured figures to (ms unless noted)."""
+
+    local_voice_to_voice_p50: float = bounded(1000.0, 0.0, 60000.0)
+    """End of speech -> first answer sample, local tier."""
+    cloud_filler_p50: float | None = None
+    """End of speech -> first filler sample, cloud tiers. None: derived as
+    endpointer.hangover_ms + measured STT p50 + cloud_filler_margin (issue 4's target)."""
+    cloud_filler_margin: float = bounded(50.0, 0.0, 5000.0)
+    classify_p50: float = bounded(10.0, 0.0, 10000.0)
+    classify_p99: float = bounded(25.0, 0.0, 10000.0)
+    router_overhead_p50: float = bounded(15.0, 0.0, 10000.0)
+    embedded_first_token_p50: float = bounded(300.0, 0.0, 60000.0)
+    stt_2s_command: float = bounded(600.0, 0.0, 60000.0)
+    """STT wall time for a ~2 s spoken command (p50)."""
+    vad_frame_cpu: float = bounded(0.3, 0.0, 32.0)
+    """VAD + endpointer CPU per 32 ms frame."""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    latency_targets_ms: LatencyTargets = field(default_factory=LatencyTargets)
+
+
+@dataclass(frozen=True)
 class Settings:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
@@ -105,6 +130,7 @@ class Settings:
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
     wake: WakeConfig = field(default_factory=WakeConfig)
     assistant: AssistantConfig = field(default_factory=AssistantConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     routing_file: str = "routing.yaml"
     """Router patterns and persona lines; relative to this config file's folder."""
     router: RouterConfig = field(default_factory=RouterConfig)

@@ -79,7 +79,7 @@ class ChunkerConfig:
     first_chunk_min_words: int = bounded(4, 1, 50)
     """The first chunk of an answer may end at a comma/colon/dash once it has this many
     words, so speech starts before the first sentence is complete."""
-    first_chunk_max_words: int = bounded(6, 0, 100)
+    first_chunk_max_words: int = bounded(4, 0, 100)
     """The first chunk ends at a word boundary after this many words even without
     punctuation (0: never), so the first sound does not wait for a whole sentence."""
     max_chars: int = bounded(200, 40, 2000)

@@ -26,7 +26,7 @@ class LocalLLMConfig:
     n_ctx: int = bounded(2048, 256, 32768)
     threads: int = bounded(2, 1, 64)
     temperature: float = bounded(0.6, 0.0, 2.0)
-    max_tokens: int = bounded(160, 8, 4096)
+    max_tokens: int = bounded(96, 8, 4096)
     connect_timeout_s: float = bounded(2.0, 0.1, 60.0)
     timeout_s: float = bounded(60.0, 1.0, 600.0)
 
@@ -119,6 +119,11 @@ class MemoryConfig:
     """User+assistant exchanges kept for follow-ups."""
     max_age_s: float = bounded(300.0, 0.0, 86400.0)
     """Older exchanges are forgotten."""
+    local_max_turns: int = bounded(2, 0, 50)
+    """Exchanges sent to the local model: a small model on 2 cores pays for every token
+    of history before its first word."""
+    max_answer_chars: int = bounded(400, 50, 10000)
+    """A remembered answer is cut to this length (a follow-up needs the gist)."""
 
 
 @dataclass(frozen=True)

@@ -29,16 +29,24 @@ class ConversationMemory:
     def add(self, user: str, assistant: str) -> None:
         if self._config.max_turns == 0 or not user.strip() or not assistant.strip():
             return
-        self._exchanges.append(Exchange(user.strip(), assistant.strip(), self._clock()))
+        answer = assistant.strip()[: self._config.max_answer_chars]
+        self._exchanges.append(Exchange(user.strip(), answer, self._clock()))
 
-    def messages(self) -> list[Message]:
-        """The remembered exchanges as alternating user/assistant messages, oldest first."""
+    def messages(self, max_turns: int | None = None) -> list[Message]:
+        """The remembered exchanges as alternating user/assistant messages, oldest first
+        (only the last `max_turns` of them when given)."""
         horizon = self._clock() - self._config.max_age_s
+        recent = [ex for ex in self._exchanges if ex.at >= horizon]
+        if max_turns is not None:
+            recent = recent[len(recent) - max_turns :] if max_turns else []
         out: list[Message] = []
-        for ex in self._exchanges:
-            if ex.at >= horizon:
-                out += [Message("user", ex.user), Message("assistant", ex.assistant)]
+        for ex in recent:
+            out += [Message("user", ex.user), Message("assistant", ex.assistant)]
         return out
+
+    def local_messages(self) -> list[Message]:
+        """The shorter history the local model gets (config.local_max_turns)."""
+        return self.messages(self._config.local_max_turns)
 
     def clear(self) -> None:
         self._exchanges.clear()

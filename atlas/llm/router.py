@@ -148,8 +148,12 @@ class Router:
             or self._breakers[c.tier].state == "open"
         )
         if goes_local:
-            messages = [*self._memory.messages(), Message("user", self._clip(text))]
+            messages = [*self._memory.local_messages(), Message("user", self._clip(text))]
             await prime(messages, self._persona.system_prompt("local", self._now()))
+
+    def forget(self) -> None:
+        """Drop the conversation history (a new conversation, e.g. per replayed file)."""
+        self._memory.clear()
 
     def filler(self) -> str:
         """A filler phrase for the Poker Face Protocol (never the same twice in a row)."""
@@ -268,7 +272,7 @@ class Router:
         if lead:
             yield say(lead + " ")
         local = self._clients["local"].stream(
-            [*history, Message("user", d.text)],
+            [*self._memory.local_messages(), Message("user", d.text)],
             self._persona.system_prompt("local", self._now()),
             self._local_temperature,
             self._local_max_tokens,

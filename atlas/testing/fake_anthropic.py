@@ -155,13 +155,16 @@ class _State:
         self.lock = threading.Lock()
         self.closing = threading.Event()
         self.profile = profile
+        self.model_profiles: dict[str, LatencyProfile] = {}
         self.scripts: deque[FakeScript] = deque(maxlen=_MAX_QUEUED_SCRIPTS)
         self.requests: list[RecordedRequest] = []
         self.tool_counter = 0
 
-    def next_script(self) -> FakeScript:
+    def next_script(self, model: str | None = None) -> FakeScript:
         with self.lock:
-            return self.scripts.popleft() if self.scripts else self.profile.script()
+            if self.scripts:
+                return self.scripts.popleft()
+            return self.model_profiles.get(model or "", self.profile).script()
 
     def record(self, req: RecordedRequest) -> None:
         with self.lock:
@@ -224,7 +227,7 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme is None:
             self._send_error_json(401, "authentication_error", "missing API key", None)
             return
-        script = state.next_script()
+        script = state.next_script(str(body.get("model") or ""))
         state.sleep(script.headers_delay_s)
         try:
             if script.status != 200:
@@ -475,6 +478,11 @@ class FakeAnthropic:
     def set_profile(self, profile: LatencyProfile) -> None:
         with self._state.lock:
             self._state.profile = profile
+
+    def set_model_profile(self, model: str, profile: LatencyProfile) -> None:
+        """Requests for `model` use `profile` when no script is queued (per-tier latency)."""
+        with self._state.lock:
+            self._state.model_profiles[model] = profile
 
     def start(self) -> FakeAnthropic:
         self._server = _Server(self._state)

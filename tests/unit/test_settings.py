@@ -28,6 +28,7 @@ def test_shipped_config_equals_the_defaults() -> None:
     for section in (
         "logging", "models", "audio", "file_input", "vad", "endpointer", "stt", "llm",
         "budget", "breaker", "memory", "tts", "chunker", "wake", "assistant",
+        "bench",
     ):  # fmt: skip
         assert getattr(loaded, section) == getattr(defaults, section), section
 

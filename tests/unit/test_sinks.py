@@ -414,7 +414,8 @@ async def test_speaker_backpressure_keeps_the_buffer_bounded() -> None:
 
 
 async def test_a_vanished_speaker_raises_and_the_next_write_reopens() -> None:
-    factory = FakeOutputFactory({"pace_s": 0.001, "vanish_after": 3}, {"pace_s": 0.0005})
+    # Vanishes 0.2 s in: late enough that the first write lands even on a busy machine.
+    factory = FakeOutputFactory({"pace_s": 0.01, "vanish_after": 20}, {"pace_s": 0.0005})
     sink = speaker(factory)
     await sink.write(level(0.5, 1.0, 16000), 16000)
     with pytest.raises(AudioDeviceError, match="stopped") as err:
