@@ -79,6 +79,20 @@ class Assistant:
         self._turns = 0
         self._current: TurnHandle | None = None
 
+    def with_sink(self, sink: AudioSink, wake: WakeGate) -> Assistant:
+        """The same assistant (router, voice, cached fillers) speaking into another sink,
+        with its own wake gate: one conversation per replayed file, nothing reloaded."""
+        return Assistant(
+            router=self._router,
+            tts=self._tts,
+            sink=sink,
+            fillers=self._fillers,
+            wake=wake,
+            persona=self._persona,
+            chunker=self._chunker,
+            clock=self._clock,
+        )
+
     @property
     def busy(self) -> bool:
         """A turn is under way or ATLAS is still audible (half-duplex: don't listen)."""

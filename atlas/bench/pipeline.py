@@ -23,12 +23,9 @@ from typing import Any, cast
 import structlog
 
 from atlas.app import Ears
-from atlas.assistant import Assistant
 from atlas.bench.report import PipelineReport, TurnSample
 from atlas.conversation import Conversation
 from atlas.daemon import Stack, build_stack
-from atlas.filler import FillerCache
-from atlas.persona import Persona
 from atlas.settings import PROJECT_ROOT, Secrets, Settings
 from atlas.testing.fake_anthropic import FakeAnthropic, LatencyProfile
 from atlas.turn import TurnRecord
@@ -186,8 +183,6 @@ class PipelineRunner:
     def __init__(self, stack: Stack, settings: Settings, *, no_wake: bool = False) -> None:
         self.stack = stack
         self.settings = settings
-        self.persona = Persona(settings.persona)
-        self.fillers = FillerCache(self.persona, stack.tts, settings.persona.fillers)
         self.transcriber = MeasuredTranscriber(stack.ears.transcriber)
         self.ears = Ears(settings, stack.ears.vad, cast(Any, self.transcriber))
         self.wake = replace(settings.wake, enabled=False) if no_wake else settings.wake
@@ -206,15 +201,7 @@ class PipelineRunner:
             else NullSink(_REPLY_RATE, start_at=start + lead, realtime=False)
         )
         records: list[TurnRecord] = []
-        assistant = Assistant(
-            router=self.stack.brain.router,
-            tts=self.stack.tts,
-            sink=cast(AudioSink, sink),
-            fillers=self.fillers,
-            wake=WakeGate(self.wake),
-            persona=self.persona,
-            chunker=self.settings.chunker,
-        )
+        assistant = self.stack.assistant.with_sink(cast(AudioSink, sink), WakeGate(self.wake))
         conversation = Conversation(
             self.ears, assistant, self.settings.assistant, None, records.append
         )
