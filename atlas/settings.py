@@ -11,7 +11,7 @@ import os
 import re
 import types
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -327,12 +327,3 @@ def _check_cross_field(s: Settings, path: Path) -> None:
         raise SettingsError(
             f"{path}: endpointer.min_utterance_ms must be shorter than max_utterance_s"
         )
-
-
-def defaults_of(cls: type[Any]) -> dict[str, Any]:
-    """Field defaults of a settings dataclass (for docs and tests)."""
-    out: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.default is not MISSING:
-            out[f.name] = f.default
-    return out

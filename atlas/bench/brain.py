@@ -11,8 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from atlas.bench.stats import percentile
 from atlas.llm.base import CLOUD_TIERS, LLMClient, Message, Price
 from atlas.llm.breaker import CloudBreaker
 from atlas.llm.budget import BudgetLedger
@@ -31,10 +30,6 @@ PROMPTS = (
 )
 
 
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
-
-
 @dataclass
 class RouterReport:
     file: str = ""
@@ -50,12 +45,12 @@ class RouterReport:
             "file": self.file,
             "accuracy": round(self.accuracy, 4),
             "safety_recall": round(self.safety_recall, 4),
-            "classify_ms_p50": round(_pct(self.classify_ms, 50), 3),
-            "classify_ms_p99": round(_pct(self.classify_ms, 99), 3),
-            "embedding_stage_ms_p50": round(_pct(self.embedding_ms, 50), 3),
-            "embedding_stage_ms_p99": round(_pct(self.embedding_ms, 99), 3),
-            "router_overhead_ms_p50": round(_pct(self.overhead_ms, 50), 3),
-            "router_overhead_ms_p99": round(_pct(self.overhead_ms, 99), 3),
+            "classify_ms_p50": round(percentile(self.classify_ms, 50), 3),
+            "classify_ms_p99": round(percentile(self.classify_ms, 99), 3),
+            "embedding_stage_ms_p50": round(percentile(self.embedding_ms, 50), 3),
+            "embedding_stage_ms_p99": round(percentile(self.embedding_ms, 99), 3),
+            "router_overhead_ms_p50": round(percentile(self.overhead_ms, 50), 3),
+            "router_overhead_ms_p99": round(percentile(self.overhead_ms, 99), 3),
             "n": len(self.classify_ms),
         }
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from atlas.app import Ears
+from atlas.bench.stats import percentile
 from atlas.settings import PROJECT_ROOT
 from voice.audio import DecodedAudio, FileSource, decode_audio
 from voice.textnorm import word_error_rate
@@ -48,10 +49,6 @@ class EarsReport:
             d["stt_ms_p50"] = statistics.median(self.stt_ms)
             d["stt_ms_max"] = max(self.stt_ms)
         return d
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
 def measure_vad(ears: Ears, audio: DecodedAudio, repeats: int = 3) -> tuple[float, int]:
@@ -167,7 +164,7 @@ def format_ears(report: EarsReport) -> str:
         f"  ({report.vad_frames} frames, best of 3)",
         f"  STT on {report.stt_command_file} ({report.stt_command_audio_s:.1f} s): "
         f"p50 {d.get('stt_ms_p50', float('nan')):.0f} ms, "
-        f"p95 {_percentile(report.stt_ms, 95):.0f} ms, "
+        f"p95 {percentile(report.stt_ms, 95):.0f} ms, "
         f"max {d.get('stt_ms_max', float('nan')):.0f} ms"
         f"  (n={len(report.stt_ms)})",
         f"  listening to silence ({report.idle_seconds:.0f} s real time): "

@@ -23,10 +23,11 @@ from typing import Any, cast
 import structlog
 
 from atlas.app import Ears
+from atlas.bench.ears import FIXTURES
 from atlas.bench.report import PipelineReport, TurnSample
 from atlas.conversation import Conversation
 from atlas.daemon import Stack, build_stack
-from atlas.settings import PROJECT_ROOT, Secrets, Settings
+from atlas.settings import Secrets, Settings
 from atlas.testing.fake_anthropic import FakeAnthropic, LatencyProfile
 from atlas.turn import TurnRecord
 from atlas.wake import WakeGate
@@ -36,7 +37,6 @@ from voice.types import Samples, Transcript
 
 log = structlog.get_logger("atlas.bench.pipeline")
 
-FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "audio"
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 _REPLY_RATE = 22050
 _FAKE_KEY = "sk-ant-bench-fake"  # only ever sent to the loopback fake
