@@ -6,19 +6,12 @@ Each returns a dict for `PipelineReport.comparisons`: `ratio` (or None), a one-l
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import math
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-import httpx
 import structlog
 
 from atlas.app import Ears
@@ -28,7 +21,7 @@ from atlas.bench.report import TurnSample
 from atlas.bench.stats import Dist, percentile, ratio, rtf
 from atlas.llm.base import LLMClient
 from atlas.llm.config import LocalLLMConfig
-from atlas.settings import PROJECT_ROOT, Settings
+from atlas.settings import Settings
 from voice.audio import decode_audio
 from voice.chunker import SentenceChunker, chunks
 from voice.config import ChunkerConfig
@@ -211,49 +204,6 @@ def _frames_and_probs(
 
 
 # ---------------------------------------------------------------- llama.cpp server
-
-_BOOT = (
-    "import runpy\n"
-    "from atlas.llm.embedded import plain_cpu_buffers\n"
-    "with plain_cpu_buffers():\n"
-    "    runpy.run_module('llama_cpp.server', run_name='__main__', alter_sys=True)\n"
-)
-"""`python -m llama_cpp.server` inside the same AMX guard the embedded client uses (on
-VMs that advertise AMX without enabling it, repacked weights die with SIGILL)."""
-
-
-@contextlib.contextmanager
-def llama_server(gguf: Path, log_path: Path, timeout_s: float = 60.0) -> Iterator[str]:
-    """The real llama.cpp server on a free loopback port; yields its /v1 base URL."""
-    if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("fastapi") is None:
-        raise RuntimeError("llama-cpp-python[server] is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    cmd = [sys.executable, "-c", _BOOT, "--model", str(gguf), "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--n_ctx", "2048", "--n_threads", "2"]
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
-        try:
-            base = f"http://127.0.0.1:{port}/v1"
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"llama.cpp server exited (log: {log_path})")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/models", timeout=1.0).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"llama.cpp server did not start (log: {log_path})")
-                time.sleep(0.25)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def server_config(local: LocalLLMConfig, base_url: str, model: str) -> LocalLLMConfig:

@@ -16,7 +16,6 @@ from atlas.bench.compare import (
     embedded_vs_server,
     filler_on_off,
     hangover_sweep,
-    llama_server,
     server_config,
     streaming_vs_whole,
 )
@@ -36,6 +35,7 @@ from atlas.llm.local import OpenAICompatClient
 from atlas.modelstore import package_folder
 from atlas.persona import Persona
 from atlas.settings import Settings, load_secrets
+from atlas.testing.llama_server import llama_server
 
 HANGOVERS_MS = (300, 500, 700)
 
@@ -158,7 +158,7 @@ async def _embedded_vs_server(
     gguf = next(folder.glob("*.gguf"))
     with tempfile.TemporaryDirectory(prefix="atlas-bench-llama-") as tmp:
         try:
-            with llama_server(gguf, Path(tmp) / "server.log") as base:
+            with llama_server(gguf, Path(tmp) / "server.log", n_threads=2) as base:
                 cfg = server_config(local, base, gguf.name)
                 client = OpenAICompatClient(cfg, base_url=base, model=gguf.name)
                 try:
