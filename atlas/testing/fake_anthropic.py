@@ -32,6 +32,8 @@ from typing import Any
 
 import structlog
 
+from atlas.testing.serving import ServingThread
+
 log = structlog.get_logger("atlas.testing.fake_anthropic")
 
 _MAX_QUEUED_SCRIPTS = 256
@@ -454,15 +456,13 @@ class FakeAnthropic:
 
     def __init__(self, profile: LatencyProfile | None = None) -> None:
         self._state = _State(profile or LatencyProfile())
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServingThread | None = None
 
     @property
     def base_url(self) -> str:
-        if self._server is None:
+        if self._serving is None:
             raise RuntimeError("FakeAnthropic is not running")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._serving.base_url
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -485,22 +485,14 @@ class FakeAnthropic:
             self._state.model_profiles[model] = profile
 
     def start(self) -> FakeAnthropic:
-        self._server = _Server(self._state)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serving = ServingThread(_Server(self._state))
         return self
 
     def close(self) -> None:
         self._state.closing.set()  # wake handlers sleeping in a delay or stall
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+        self._serving = None
 
     def __enter__(self) -> FakeAnthropic:
         return self.start()

@@ -41,6 +41,8 @@ from typing import Any
 
 import structlog
 
+from atlas.testing.serving import ServingThread
+
 log = structlog.get_logger("atlas.testing.fake_openai")
 
 _MAX_QUEUED_SCRIPTS = 256
@@ -114,8 +116,7 @@ class FakeLLMServer:
         self._default = default or FakeLLMScript()
         self._closing = threading.Event()
         self._disconnects = 0
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: ServingThread | None = None
         self.tags_delay_s = 0.0
         """Sleep before answering /api/tags and /v1/models (a busy or hung server)."""
 
@@ -124,10 +125,9 @@ class FakeLLMServer:
     @property
     def base_url(self) -> str:
         """The server root (Ollama's base URL); OpenAI clients use `openai_base_url`."""
-        if self._httpd is None:
+        if self._serving is None:
             raise RuntimeError("the fake server is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._serving.base_url
 
     @property
     def openai_base_url(self) -> str:
@@ -184,24 +184,16 @@ class FakeLLMServer:
         handler = type("_BoundHandler", (_Handler,), {"fake": self})
         httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         httpd.daemon_threads = True
-        self._httpd = httpd
         self._closing.clear()
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._serving = ServingThread(httpd)
         log.debug("fake_llm.started", base_url=self.base_url)
         return self
 
     def stop(self) -> None:
         self._closing.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._httpd = None
-        self._thread = None
+        if self._serving is not None:
+            self._serving.stop()
+        self._serving = None
 
     def __enter__(self) -> FakeLLMServer:
         return self.start()
