@@ -17,6 +17,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from atlas.endofturn import TurnTakingConfig
 from atlas.llm.config import (
     BreakerConfig,
     BudgetConfig,
@@ -81,6 +82,8 @@ class AssistantConfig:
     barge_in_min_ms: int = bounded(300, 64, 3000)
     speculative_stt: bool = True
     """Start transcribing when a pause begins, so STT overlaps the end-of-turn hangover."""
+    filler: bool = True
+    """Say a short filler at once before a slow (cloud) answer: the Poker Face Protocol."""
     announce_timers: bool = True
     shutdown_grace_s: float = bounded(3.0, 0.0, 4.5)
     """On SIGTERM, let the current sentence finish this long (the daemon stops within 5 s)."""
@@ -92,11 +95,15 @@ class AssistantConfig:
 class LatencyTargets:
     """What `atlas bench --check` holds the measured figures to (ms unless noted)."""
 
-    local_voice_to_voice_p50: float = bounded(1000.0, 0.0, 60000.0)
-    """End of speech -> first answer sample, local tier."""
-    cloud_filler_p50: float | None = None
-    """End of speech -> first filler sample, cloud tiers. None: derived as
-    endpointer.hangover_ms + measured STT p50 + cloud_filler_margin (issue 4's target)."""
+    local_voice_to_voice_p50: float = bounded(750.0, 0.0, 60000.0)
+    """End of speech -> first audible answer sample, local-model turns, from the audio."""
+    local_voice_to_voice_p95: float = bounded(1100.0, 0.0, 60000.0)
+    skill_voice_to_voice_p50: float = bounded(750.0, 0.0, 60000.0)
+    """The same for turns a deterministic skill answers (time, timers, arithmetic)."""
+    skill_voice_to_voice_p95: float = bounded(1100.0, 0.0, 60000.0)
+    cloud_filler_p50: float | None = 600.0
+    """End of speech -> first audible filler sample, cloud tiers, from the audio. None:
+    derived as endpointer.hangover_ms + measured STT p50 + cloud_filler_margin."""
     cloud_filler_margin: float = bounded(50.0, 0.0, 5000.0)
     classify_p50: float = bounded(10.0, 0.0, 10000.0)
     classify_p99: float = bounded(25.0, 0.0, 10000.0)
@@ -130,6 +137,7 @@ class Settings:
     chunker: ChunkerConfig = field(default_factory=ChunkerConfig)
     wake: WakeConfig = field(default_factory=WakeConfig)
     assistant: AssistantConfig = field(default_factory=AssistantConfig)
+    turn_taking: TurnTakingConfig = field(default_factory=TurnTakingConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     routing_file: str = "routing.yaml"
     """Router patterns and persona lines; relative to this config file's folder."""

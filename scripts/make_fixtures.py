@@ -91,6 +91,7 @@ class SpeechFixture:
     noise: str = ""  # "", "white" or "pink"
     snr_db: float | None = None
     split_words: bool = False  # synthesize word by word, WORD_GAP_S apart
+    pause_s: float = 0.0  # > 0: the text's " ... " pieces are synthesized apart, this far
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,51 @@ SPEECH: tuple[SpeechFixture, ...] = (
         0.8,
         notes="words synthesized separately, 0.3 s of digital silence between: ONE turn",
         split_words=True,
+    ),
+    SpeechFixture(
+        "pause_timer_for_ten_minutes.wav",
+        ("Atlas, set a timer for ... ten minutes.",),
+        piper(),
+        "pause",
+        0.7,
+        notes="0.7 s pause after 'for' (pieces synthesized apart): ONE turn",
+        pause_s=0.7,
+    ),
+    SpeechFixture(
+        "pause_percent_of_eighty.wav",
+        ("Atlas, what is fifteen percent of ... eighty?",),
+        piper(),
+        "pause",
+        0.8,
+        notes="0.8 s pause after 'of': ONE turn",
+        pause_s=0.8,
+    ),
+    SpeechFixture(
+        "pause_wake_then_time.wav",
+        ("Atlas. ... What time is it?",),
+        piper(),
+        "pause",
+        0.6,
+        notes="0.9 s pause after the wake word: ONE turn",
+        pause_s=0.9,
+    ),
+    SpeechFixture(
+        "pause_lights_the_kitchen.wav",
+        ("Atlas, turn on the ... kitchen lights.",),
+        piper(),
+        "pause",
+        0.8,
+        notes="0.7 s pause after 'the': ONE turn",
+        pause_s=0.7,
+    ),
+    SpeechFixture(
+        "pause_counting_slow.wav",
+        ("One. ... Two. ... Three.",),
+        piper(),
+        "pause",
+        0.7,
+        notes="counting with 0.5 s pauses: ONE turn",
+        pause_s=0.5,
     ),
     SpeechFixture(
         "two_turns_time_then_lights.wav",
@@ -366,7 +412,14 @@ def render_speech(spec: SpeechFixture, synth: Synthesizer) -> Rendered:
         if i:
             pieces.append(silence(TURN_GAP_S))
             pos += len(pieces[-1])
-        if spec.split_words:
+        if spec.pause_s > 0:
+            parts: list[Audio] = []
+            for j, piece in enumerate(p.strip() for p in text.split(" ... ")):
+                if j:
+                    parts.append(silence(spec.pause_s))
+                parts.append(synth.speak(spec.voice, piece))
+            speech = np.concatenate(parts)
+        elif spec.split_words:
             words = [w for w in text.replace(".", " ").split() if w]
             joined: list[Audio] = []
             for j, word in enumerate(words):

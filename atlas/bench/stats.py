@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 METRICS: tuple[tuple[str, str], ...] = (
+    ("heard_first_sound", "FROM THE AUDIO: end of speech -> first audible sample"),
+    ("heard_first_answer", "FROM THE AUDIO: end of speech -> first audible answer sample"),
     ("end_of_turn", "end of speech -> end-of-turn decision"),
     ("stt_wait", "end-of-turn -> transcript (STT not hidden by the hangover)"),
     ("routing", "transcript -> route decided"),
@@ -22,7 +24,9 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("first_sound", "end of speech -> first sound (filler or answer)"),
     ("last_sample", "end of speech -> last sample"),
 )
-"""(metric key, meaning); every value is in milliseconds."""
+"""(metric key, meaning); every value is in milliseconds. The `heard_*` metrics come
+from the input and reply recordings (atlas.bench.heard); the others from the pipeline's
+own stage stamps, whose end of speech is the VAD's: they show where the time goes."""
 
 
 def stage_deltas(timestamps: Mapping[str, float]) -> dict[str, float]:

@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import time
 import wave
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pytest
+import pytest_asyncio
 
 from atlas.app import Ears, build_ears, build_store
 from atlas.assistant import Assistant
@@ -90,6 +92,22 @@ async def load_parts(tmp: Path, anthropic: FakeAnthropic) -> Parts:
     return Parts(settings, ears, brain, tts, fillers, persona, anthropic)
 
 
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as fake:
+        yield fake
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def parts(
+    anthropic: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Parts]:
+    """The models, loaded once per test module (each module has its own event loop)."""
+    loaded = await load_parts(tmp_path_factory.mktemp("replay"), anthropic)
+    yield loaded
+    await loaded.aclose()
+
+
 # ------------------------------------------------------------------------ a session
 
 
@@ -129,7 +147,7 @@ class ReplaySession:
         )
         config = replace(s.assistant, barge_in=barge_in)
         self.conversation = Conversation(
-            parts.ears, self.assistant, config, parts.brain.timers, self._record
+            parts.ears, self.assistant, config, parts.brain.timers, self._record, s.turn_taking
         )
 
     def _record(self, record: TurnRecord) -> None:

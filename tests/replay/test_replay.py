@@ -15,15 +15,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from structlog.testing import capture_logs
 
 from atlas.llm.router import AnswerResult, RouteDecision
-from atlas.testing.fake_anthropic import FakeAnthropic, FakeScript
+from atlas.testing.fake_anthropic import FakeScript
 from atlas.turn import STAGES, TurnRecord
 from tests.conftest import ROOT
 from tests.replay.conftest import (
@@ -35,7 +33,6 @@ from tests.replay.conftest import (
     Speak,
     Until,
     fixture_row,
-    load_parts,
     read_wav,
     segment_rms,
     silence,
@@ -54,21 +51,6 @@ LONG_ANSWER = (
     "outside and carrying it indoors. In summer the same machine simply runs in reverse "
     "and cools the rooms instead."
 )
-
-
-@pytest.fixture(scope="module")
-def anthropic() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def parts(
-    anthropic: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Parts]:
-    loaded = await load_parts(tmp_path_factory.mktemp("replay"), anthropic)
-    yield loaded
-    await loaded.aclose()
 
 
 def assert_ordered_without_overlap(session: ReplaySession) -> None:
