@@ -134,7 +134,9 @@ class Assistant:
             self._current.cancel(reason)
         self._sink.clear()
 
-    async def handle(self, heard: Heard) -> TurnRecord:
+    async def handle(self, heard: Heard, *, live: bool = True) -> TurnRecord:
+        """One turn. `live`: the input runs in real time, so when the speech began can be
+        set against when ATLAS was audible (the echo guard); a fast replay cannot."""
         h = self._new_turn(heard.transcript.text)
         u = heard.utterance
         hang = u.end_of_turn_s - u.last_voiced_s
@@ -142,7 +144,8 @@ class Assistant:
         h.stamp("speech_end", u.decided_at - hang)
         h.stamp("end_of_turn", u.decided_at)
         h.stamp("transcript", heard.transcript_at)
-        addressed = self._wake.check(heard.transcript.text, started_at=h.stamps["speech_start"])
+        started = h.stamps["speech_start"] if live else None
+        addressed = self._wake.check(heard.transcript.text, started_at=started)
         if not addressed.addressed:
             log.info(
                 "turn.ignored", turn=h.number, why=addressed.reason, text=heard.transcript.text

@@ -295,7 +295,7 @@ class Conversation:
 
     async def _handle(self, heard: Heard) -> None:
         async with self._turn_lock:
-            record = await self._assistant.handle(heard)
+            record = await self._assistant.handle(heard, live=not self._sequential)
         self._on_turn(record)
 
     def _drop_speculation(self) -> None:

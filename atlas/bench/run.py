@@ -42,6 +42,8 @@ from voice.audio import DecodedAudio
 from voice.sinks import NullSink
 
 HANGOVERS_MS = (300, 500, 700)
+COMPARE_FILES = 4
+"""Files per comparison run (each once): enough for a median, short enough to run."""
 CLOUD_TIERS = ("haiku", "agent")
 LLM_TIERS = ("local", "haiku")
 
@@ -93,7 +95,7 @@ def run_pipeline_mode(
     warm = min(n, WARMUP_FILES) if options.warmup else 0
     # Comparison runs replay about half the files once each: a fair first guess for
     # the ETA, corrected when the main run shows which files they are.
-    passes = warm + n * options.repeats + (3 * max(1, n // 2) if compare else 0)
+    passes = warm + n * options.repeats + (3 * COMPARE_FILES if compare else 0)
     bar = tqdm(
         total=passes,
         file=sys.stderr,
@@ -137,9 +139,9 @@ async def _comparisons(
 ) -> None:
     main = report.turns
     by_name = {p.name: p for p in audios}
-    cloud = [by_name[f] for f in files_of(main, CLOUD_TIERS)]
-    llm = [by_name[f] for f in files_of(main, LLM_TIERS)]
-    local = [by_name[f] for f in files_of(main, ("local",))]
+    cloud = [by_name[f] for f in files_of(main, CLOUD_TIERS)][:COMPARE_FILES]
+    llm = [by_name[f] for f in files_of(main, LLM_TIERS)][:COMPARE_FILES]
+    local = [by_name[f] for f in files_of(main, ("local",))][:COMPARE_FILES]
     bar.total = bar.n + len(cloud) + len(llm) + len(local)
     bar.refresh()
 

@@ -28,6 +28,7 @@ from tests.replay.conftest import (
     REPLY_RATE,
     Do,
     Parts,
+    Pause,
     ReplaySession,
     ScriptedSource,
     Speak,
@@ -234,21 +235,33 @@ async def _recover_haiku(parts: Parts) -> None:
 # --------------------------------------------------------------------- echo guard
 
 
-async def test_echo_of_atlas_own_answer_is_dropped(parts: Parts, tmp_path: Path) -> None:
-    parts.anthropic.enqueue(FakeScript(text=HEAT_PUMP))
-    echo = synthesize_16k(parts.tts, HEAT_PUMP)  # ATLAS's voice coming back in
-    wav = write_wav_16k(
-        tmp_path / "echo.wav", speech("haiku_heat_pump.wav"), silence(0.5), echo, silence(0.5)
+NO_ANSWER = "No, it will not rain tomorrow. No umbrella needed."
+
+
+async def test_a_short_no_after_a_reply_that_said_no_is_heard(parts: Parts, tmp_path: Path) -> None:
+    """The old echo guard dropped "no" as an echo of any recent reply containing it; it
+    is a follow-up when ATLAS had stopped speaking before it began."""
+    parts.anthropic.enqueue(FakeScript(text=NO_ANSWER))
+    session = ReplaySession(parts, tmp_path / "reply.wav", realtime=True)
+    source = ScriptedSource(
+        [
+            Speak(speech("haiku_heat_pump.wav")),
+            Until(
+                lambda: bool(session.records) and not session.sink.is_playing,
+                "ATLAS has finished its reply",
+            ),
+            Pause(0.4),
+            Speak(synthesize_16k(parts.tts, "No.")),
+            Pause(1.5),
+        ],
+        start_at=session.started,
     )
-    session = ReplaySession(parts, tmp_path / "reply.wav", realtime=False)
-    records = await session.run(session.file_source(wav))
-    assert len(records) == 2, [r.transcript for r in records]
-    first, echoed = records
-    assert first.tier == "haiku" and first.answer == HEAT_PUMP
-    # Inside the follow-up window, so only the echo guard can have dropped it.
-    assert not echoed.addressed and "echo" in (echoed.ignored_reason or "")
-    assert echoed.answer == "" and echoed.filler is None
-    assert [s.label for s in session.segments].count("filler") == 1
+    records = await session.run(source, until=lambda rs: len(rs) >= 2, timeout_s=60)
+    assert source.timed_out == []
+    first, no = records
+    assert first.answer == NO_ANSWER
+    assert no.addressed and no.ignored_reason is None, no
+    assert "no" in no.transcript.lower()
 
 
 # ----------------------------------------------------------------------- barge-in
