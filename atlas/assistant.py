@@ -119,6 +119,10 @@ class Assistant:
         """The conversation's view of whether the person is talking right now."""
         self._floor = floor
 
+    def addresses(self, transcript: str) -> bool:
+        """Would this transcript be for ATLAS now (wake phrase, follow-up window)?"""
+        return self._wake.check(transcript).addressed
+
     def request_text(self, transcript: str) -> str:
         """What was asked, without the wake phrase (empty when only the phrase was said)."""
         return self._wake.request_text(transcript)

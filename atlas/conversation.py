@@ -61,6 +61,8 @@ class _Closed:
 
     utterance: Utterance
     turn: asyncio.Task[None] | None
+    addressed: bool
+    """Only a turn meant for ATLAS is continued (others stay ignored on their own)."""
 
 
 class Conversation:
@@ -228,7 +230,7 @@ class Conversation:
         if closed is None or window <= 0:
             return
         u = closed.utterance
-        if started.speech_start_s - u.end_of_turn_s > window:
+        if started.speech_start_s - u.end_of_turn_s > window or not closed.addressed:
             self._closed = None
             return
         audible_at = self._assistant.answer_audible_at
@@ -274,7 +276,7 @@ class Conversation:
             self._assistant.interrupt("barge_in")
             await self.wait_idle()
         self._turn = asyncio.create_task(self._handle(heard), name="turn")
-        self._closed = _Closed(u, self._turn)
+        self._closed = _Closed(u, self._turn, self._assistant.addresses(transcript.text))
         if sequential:
             await self.wait_idle()
 

@@ -53,8 +53,9 @@ class WakeConfig:
     """Share of a transcript's words that must be what ATLAS was playing for an echo."""
     echo_window_s: float = bounded(20.0, 0.0, 600.0)
     """What ATLAS played is remembered this long."""
-    echo_tail_ms: int = bounded(600, 0, 5000)
-    """Speech that starts this soon after ATLAS went quiet may still be its echo."""
+    echo_tail_ms: int = bounded(250, 0, 5000)
+    """Speech that starts this soon after ATLAS went quiet may still be its echo (the
+    speaker's and the microphone's buffers, the room's reverberation)."""
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ class WakeGate:
         played = [p for p in self._played if p.end_at >= horizon]
         for i, p in enumerate(played):
             if p.start_at - _EARLY_S <= started_at <= p.end_at + tail:
-                # What came back is what was playing then, and what followed it.
-                words = [w for q in played[i:] for w in q.words]
+                # What came back is what was playing then (and the piece after it).
+                words = [w for q in played[i : i + 2] for w in q.words]
                 return _overlap(heard, words) >= self._config.echo_similarity
         return False
 

@@ -1,15 +1,16 @@
 """The pipeline benchmark's report: per-turn samples, the per-tier summary, the table, the
 JSON document, and the `--check` against `bench.latency_targets_ms`.
 
-JSON schema (``atlas bench --json FILE``), version ``atlas-bench/1``::
+JSON schema (``atlas bench --json FILE``), version ``atlas-bench/2``::
 
     {
-      "schema": "atlas-bench/1",
+      "schema": "atlas-bench/2",
       "mode": "pipeline",                       # or "router", "llm", "ears"
       "machine": {"cpus": int, "machine": str, "python": str,
                   "loadavg_1_5_15": [float, float, float], "models": {str: str}},
       "setup": {"repeats": int, "files": [str], "cloud": "fake" | "live" | "off",
-                "hangover_ms": int, "profile": {...}},        # how the run was made
+                "hangover_ms": int, "profile": {...},
+                "level_dbfs": float},                         # how the run was made
       "turns": [                                # one record per measured turn
         {"file": str, "repeat": int, "turn": int, "tier": str | null,
          "transcript": str, "addressed": bool, "filler": str | null, "answer": str,
@@ -19,6 +20,12 @@ JSON schema (``atlas bench --json FILE``), version ``atlas-bench/1``::
          "timestamps": {stage: float},          # monotonic seconds, atlas.turn.STAGES
          "since_speech_end_ms": {stage: float}, # the same, ms after the end of speech
          "metrics": {metric: float},            # stats.METRICS, ms; absent = did not happen
+                                                # (heard_*: from the audio, the rest: clocks)
+         "heard": {"utterance": int, "speech_end_s": float,      # from the recordings;
+                   "first_sound_ms": float | null,               # negative: ATLAS began
+                   "first_answer_ms": float | null} | null,      # before the speech ended
+         "speech_basis": str,                   # manifest's stated end or energy end-point
+         "clock_gap_ms": float | null,          # clocks minus audio, first sound
          "audio": [{"label": "filler" | "answer", "start": float, "end": float}]}
                                                 # what the sink played, monotonic seconds
       ],
@@ -29,7 +36,10 @@ JSON schema (``atlas bench --json FILE``), version ``atlas-bench/1``::
         "rtf": {"stt": float | null, "tts": float | null},
         "cost_usd": float
       },
+      "talked_over": [{"file", "repeat", "tier", "transcript", "heard_first_sound_ms"}],
+      "clock_disagreements": [{..., "clock_gap_ms": float}],    # |gap| > 50 ms
       "comparisons": {name: {"ratio": float | null, "note": str, ...details}},
+                                                # each: its own run, same files, vs main
       "measured": {target_name: float},         # what --check compares
       "check": [{"target": str, "limit_ms": float, "measured": float | null,
                  "ok": bool | null}]            # null: not measured in this run

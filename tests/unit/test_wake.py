@@ -114,7 +114,7 @@ def test_echo_of_what_atlas_was_playing_is_dropped_even_in_the_follow_up_window(
     for heard, started in (
         ("heat pumps move heat rather than make it", 100.1),
         ("move heat rather than make it that is why", 101.0),
-        ("that is why they are cheap to run", 104.9),  # in the echo tail
+        ("that is why they are cheap to run", 104.65),  # in the echo tail
     ):
         got = g.check(heard, started_at=started)
         assert not got.addressed and "echo" in got.reason, heard
