@@ -26,6 +26,10 @@ LineKind = Literal[
     "cut_short",
     "misunderstanding",
     "acknowledge",
+    "not_done",
+    "no_answer",
+    "safety",
+    "legal",
 ]
 LINE_KINDS: tuple[LineKind, ...] = get_args(LineKind)
 

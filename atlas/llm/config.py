@@ -49,7 +49,7 @@ def _haiku() -> CloudTierConfig:
 
 def _agent() -> CloudTierConfig:
     return CloudTierConfig(
-        model="claude-sonnet-4-5-20250929",
+        model="claude-sonnet-4-6",
         input_usd_per_mtok=3.0,
         output_usd_per_mtok=15.0,
         max_tokens=700,
@@ -170,6 +170,14 @@ class PersonaConfig:
     misunderstanding: tuple[str, ...] = ()
     acknowledge: tuple[str, ...] = ()
     """Said when only the wake phrase was heard ("Atlas?" -> "Yes?")."""
+    not_done: tuple[str, ...] = ()
+    """Said instead of an answer that claimed something was done when nothing was."""
+    no_answer: tuple[str, ...] = ()
+    """Said when nothing of an answer was fit to speak (a loop, a never-say sentence)."""
+    safety: tuple[str, ...] = ()
+    """Said for a health or danger worry when no careful answer is available."""
+    legal: tuple[str, ...] = ()
+    """Said for legal trouble when no careful answer is available."""
     never_say: tuple[str, ...] = ()
     """Phrases ATLAS must never say (checked on its own lines and on answers)."""
     forbidden_words: tuple[str, ...] = ("model", "cloud", "tier", "API", "budget")

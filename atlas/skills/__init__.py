@@ -10,7 +10,14 @@ from atlas.skills.base import Skill, SkillAnswer
 from atlas.skills.clock import ClockSkill
 from atlas.skills.skillset import SkillSet
 from atlas.skills.timer_skill import TimerSkill
-from atlas.skills.timers import Timer, TimerFired, TimerLimitError, TimerService, TimerStatus
+from atlas.skills.timers import (
+    Timer,
+    TimerFired,
+    TimerLimitError,
+    TimerService,
+    TimerStatus,
+    TimersUnavailable,
+)
 from atlas.skills.units import UnitsSkill
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "TimerService",
     "TimerSkill",
     "TimerStatus",
+    "TimersUnavailable",
     "UnitsSkill",
     "build_skills",
 ]
