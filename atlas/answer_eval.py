@@ -102,29 +102,21 @@ class EvalReport:
     def all_passed(self) -> tuple[int, int]:
         return sum(1 for g in self.graded if g.passed), len(self.graded)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, show_all: bool = False) -> dict[str, Any]:
         rates = {c: _pct(*self.rate(c)) | {"passed": self.rate(c)[0]} for c in CHECKS}
         ok, n = self.all_passed
-        return {
+        out = {
             "answers": n,
             "all_checks": _pct(ok, n) | {"passed": ok},
             "checks": rates,
             "by_tier": _count_by(self.graded, lambda g: g.answered_by),
-            "failures": [
-                {
-                    "line": g.row.line,
-                    "prompt": g.row.prompt,
-                    "category": g.row.category,
-                    "answered_by": g.answered_by,
-                    "answer": g.answer,
-                    "failed": g.failed,
-                }
-                for g in self.graded
-                if not g.passed
-            ],
+            "failures": [_row(g) for g in self.graded if not g.passed],
         }
+        if show_all:
+            out["all"] = [_row(g) for g in self.graded]
+        return out
 
-    def format(self) -> str:
+    def format(self, show_all: bool = False) -> str:
         ok, n = self.all_passed
         lines = [f"{n} answers; every check passed: {ok}/{n} ({_share(ok, n)})"]
         for check in CHECKS:
@@ -132,15 +124,27 @@ class EvalReport:
             lines.append(f"  {check:15s} {passed}/{applicable} ({_share(passed, applicable)})")
         tiers = _count_by(self.graded, lambda g: g.answered_by)
         lines.append("  answered by: " + ", ".join(f"{k} {v}" for k, v in sorted(tiers.items())))
-        failures = [g for g in self.graded if not g.passed]
-        if failures:
-            lines.append("failures:")
-            for g in failures:
+        shown = self.graded if show_all else [g for g in self.graded if not g.passed]
+        if shown:
+            lines.append("answers:" if show_all else "failures:")
+            for g in shown:
+                verdict = f"  FAILED {', '.join(g.failed)}" if g.failed else ""
                 lines.append(
                     f"  line {g.row.line} [{g.row.category}] {g.row.prompt!r} -> "
-                    f"{g.answered_by}: {g.answer!r}  FAILED {', '.join(g.failed)}"
+                    f"{g.answered_by}: {g.answer!r}{verdict}"
                 )
         return "\n".join(lines)
+
+
+def _row(g: Graded) -> dict[str, Any]:
+    return {
+        "line": g.row.line,
+        "prompt": g.row.prompt,
+        "category": g.row.category,
+        "answered_by": g.answered_by,
+        "answer": g.answer,
+        "failed": g.failed,
+    }
 
 
 def _pct(ok: int, n: int) -> dict[str, Any]:

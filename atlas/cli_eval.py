@@ -30,6 +30,7 @@ def add_parsers(sub: Any) -> None:
     a = esub.add_parser("answers", help="pass rate per check, and the failures")
     a.add_argument("file", type=Path, nargs="?", default=DEFAULT_EVAL, metavar="FILE.tsv")
     a.add_argument("--json", action="store_true", help="one JSON object")
+    a.add_argument("--show", action="store_true", help="print every answer, not only failures")
     a.add_argument(
         "--fake-cloud",
         action="store_true",
@@ -49,7 +50,10 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
         budget = replace(settings.budget, db_path=str(Path(tmp) / "ledger.sqlite3"))
         settings = replace(settings, budget=budget)
         report = asyncio.run(_evaluate(settings, rows, args.fake_cloud))
-    print(json.dumps(report.as_dict()) if args.json else report.format())
+    if args.json:
+        print(json.dumps(report.as_dict(show_all=args.show)))
+    else:
+        print(report.format(show_all=args.show))
     return 0
 
 

@@ -45,10 +45,12 @@ _TRIGGERS = re.compile(
     r"setting|adding|sunny|rain|raining|forecast|degrees|tomorrow|tonight|door|doors|"
     r"lights?|locked|unlocked|on|off|timer|reminder|alarm|list|order|ordered|sent|"
     r"ai|assistant|model|models|language|cloud|api|budget|tier|training|cutoff|"
-    r"capabilities|powerful|program|programmed|computer|chatbot|bot)\b"
+    r"capabilities|powerful|program|programmed|computer|chatbot|bot|artificial|virtual)\b"
 )
 _COMMA = re.compile(r"[,;:]\s")
+_PARAGRAPH = re.compile(r"\S[ \t]*\n[ \t]*\n")
 _MEANINGFUL_WORDS = 2
+_ECHO_WORDS = 5
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,15 @@ class GuardPolicy:
     max_words: int | None = None
     exempt: frozenset[str] = frozenset()
     lag_words: int = 3
+    one_paragraph: bool = False
+    """End the answer at the first blank line (a small model's answer is one short
+    paragraph; what follows a blank line is the model wandering off)."""
 
 
 @dataclass
 class GuardReport:
     dropped: list[tuple[str, str]] = field(default_factory=list)
-    """(sentence, why) for each sentence not spoken: never_say, claim:<kind>:<category>."""
+    """(sentence, why) for each sentence not spoken: never_say, echo, claim:<kind>:<category>."""
     cut: str | None = None
     """Why the answer ended early: loop, repeat, length, claim."""
     line: str | None = None
@@ -82,9 +87,10 @@ def _words(text: str) -> list[str]:
 def loop_start(words: list[str]) -> int | None:
     """Index of the word where the tail starts repeating itself, or None.
 
-    One word three times running ("no no no"), or two or more words twice running
-    ("a book of the bible a book of the bible"). Returns where the SECOND occurrence
-    begins, so everything before it is the text said once.
+    One word three times running ("no no no"), two or more words twice running
+    ("a book of the bible a book of the bible"), or a phrase of five words said a
+    second time anywhere. Returns where the SECOND occurrence begins, so everything
+    before it is the text said once.
     """
     n_words = len(words)
     if n_words >= 3 and words[-1] == words[-2] == words[-3]:
@@ -92,6 +98,14 @@ def loop_start(words: list[str]) -> int | None:
     for n in range(2, min(12, n_words // 2) + 1):
         if words[-n:] == words[-2 * n : -n]:
             return n_words - n
+    # A phrase of _ECHO_WORDS words said again, anywhere ("a benevolent and benevolent
+    # being, and I'm a benevolent and benevolent being"): a spoken answer never needs it.
+    n = _ECHO_WORDS
+    if n_words >= 2 * n:
+        tail = words[-n:]
+        for i in range(n_words - 2 * n + 1):
+            if words[i : i + n] == tail:
+                return n_words - n
     return None
 
 
@@ -107,8 +121,13 @@ def first_loop(prior: list[str], words: list[str]) -> int | None:
 class AnswerGuard:
     """One answer's guard (make one per answer)."""
 
-    def __init__(self, persona: Persona, policy: GuardPolicy, claims: ClaimDetector) -> None:
+    def __init__(
+        self, persona: Persona, policy: GuardPolicy, claims: ClaimDetector, prompt: str = ""
+    ) -> None:
         self._persona = persona
+        self._asked = set(persona.violations(prompt))
+        self._prompt_words = _words(prompt)
+        """Words the user said themselves ("what's a model train?") may be said back."""
         self._policy = policy
         self._claims = claims
         self.report = GuardReport()
@@ -130,9 +149,17 @@ class AnswerGuard:
             return []
         self._pending += delta
         out: list[str] = []
+        last_paragraph = False
+        if self._policy.one_paragraph and (p := _PARAGRAPH.search(self._pending)):
+            self._pending, last_paragraph = self._pending[: p.start() + 1], True
         while not self.stopped and (m := _BOUNDARY.search(self._pending)):
             sentence, self._pending = self._pending[: m.end()], self._pending[m.end() :]
             out += self._sentence(sentence)
+        if last_paragraph and not self.stopped:
+            if self._pending.strip():
+                out += self._sentence(self._pending, last=True)
+            self._pending = ""
+            self._stop("paragraph")
         if not self.stopped:
             out += self._in_progress()
         return self._emit(out)
@@ -206,7 +233,7 @@ class AnswerGuard:
         words = _words(sentence)
         if not words:
             return []
-        never = self._persona.never_said(sentence)
+        never = [v for v in self._persona.violations(sentence) if v not in self._asked]
         if never:
             self.report.dropped.append((sentence.strip(), "never_say"))
             log.info("guard.dropped", why="never_say", phrase=never[0])
@@ -226,7 +253,14 @@ class AnswerGuard:
             ]
             keep = first_loop(prior, words)
             if keep is not None:
+                if self._kept:  # a later sentence that repeats itself: end before it
+                    self._stop("loop")
+                    return []
                 return self._cut_words(sentence, early, keep, "loop")
+        if not self._kept and words == self._prompt_words:  # "thanks a lot" -> "thanks a lot."
+            self.report.dropped.append((sentence.strip(), "echo"))
+            self._stop("echo")
+            return []
         policy = self._policy
         if policy.max_sentences is not None and len(self._kept) >= policy.max_sentences:
             self._stop("length")

@@ -25,7 +25,7 @@ class LocalLLMConfig:
     """A name from models/manifest.yaml (or a local .gguf path)."""
     n_ctx: int = bounded(2048, 256, 32768)
     threads: int = bounded(2, 1, 64)
-    temperature: float = bounded(0.6, 0.0, 2.0)
+    temperature: float = bounded(0.2, 0.0, 2.0)
     max_tokens: int = bounded(96, 8, 4096)
     connect_timeout_s: float = bounded(2.0, 0.1, 60.0)
     timeout_s: float = bounded(60.0, 1.0, 600.0)
@@ -158,6 +158,9 @@ class PersonaConfig:
     name: str = "Atlas"
     system_prompt: str = ""
     """{name}, {now} and {tier_hint} are filled in per turn."""
+    local_system_prompt: str = ""
+    """The local tier's own (shorter) prompt; empty: `system_prompt` with its tier hint.
+    A small model follows a few plain instructions better than a page of them."""
     tier_hints: tuple[str, ...] = ()
     """Per-tier style hints, in the order local, haiku, agent."""
     fillers: tuple[str, ...] = ()

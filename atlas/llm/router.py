@@ -49,7 +49,7 @@ _T = TypeVar("_T")
 # What the answer guard holds each tier to (see atlas.honesty.guard). The agent's tools
 # really set timers, so its timer claims are not false.
 GUARD_POLICIES: dict[Tier, GuardPolicy] = {
-    "local": GuardPolicy(max_sentences=2, max_words=40),
+    "local": GuardPolicy(max_sentences=2, max_words=40, one_paragraph=True),
     "haiku": GuardPolicy(max_sentences=6, max_words=120),
     "agent": GuardPolicy(max_sentences=8, max_words=160, exempt=frozenset({"timers"})),
 }
@@ -304,7 +304,7 @@ class Router:
         fallback: str | None = d.downgrade
         if d.tier in CLOUD_TIERS:
             cloud = _CloudCall(self, d, history)
-            guard = self.guard(d.tier)
+            guard = self.guard(d.tier, d.text)
             try:
                 async with _closing(cloud.stream()) as pieces:
                     async for piece in pieces:
@@ -333,7 +333,7 @@ class Router:
             self._local_temperature,
             self._local_max_tokens,
         )
-        guard = self.guard("local")
+        guard = self.guard("local", d.text)
         try:
             async with _closing(local) as items:
                 async for item in items:
@@ -355,10 +355,10 @@ class Router:
             d, "local", text, response, fallback, first[0] if first else None
         )  # fmt: skip
 
-    def guard(self, tier: Tier) -> AnswerGuard:
-        """A fresh answer guard for one answer of `tier`."""
+    def guard(self, tier: Tier, prompt: str = "") -> AnswerGuard:
+        """A fresh answer guard for one answer of `tier` to `prompt`."""
         policy = self._policies.get(tier, GuardPolicy())
-        return AnswerGuard(self._persona, policy, ClaimDetector(policy.exempt))
+        return AnswerGuard(self._persona, policy, ClaimDetector(policy.exempt), prompt)
 
     # -------------------------------------------------------------- cloud state
 

@@ -231,3 +231,29 @@ def test_a_skill_like_timer_claim_from_a_model_is_not_spoken(persona: Persona) -
     g = guard(persona, max_sentences=2, max_words=40)
     out = "".join(guarded(["Ten minutes, ", "starting now. ", "I've set your timer."], g))
     assert out.strip() in load_settings().persona.not_done
+
+
+def test_a_phrase_said_again_later_ends_the_answer(persona: Persona) -> None:
+    g = guard(persona, max_sentences=2, max_words=40)
+    text = (
+        "I'm a robot, a benevolent and benevolent being. I'm a benevolent and benevolent "
+        "being, and so on."
+    )
+    out = "".join(guarded(word_deltas(text), g)).strip()
+    assert out.count("benevolent and benevolent being") == 1
+
+
+def test_an_echo_of_the_question_is_not_an_answer(persona: Persona) -> None:
+    p = GuardPolicy(max_sentences=2, max_words=40)
+    g = AnswerGuard(persona, p, ClaimDetector(), prompt="thanks a lot")
+    out = "".join(guarded(["thanks", " a", " lot."], g)).strip()
+    assert out in load_settings().persona.no_answer
+
+
+def test_words_the_user_said_may_be_said_back(persona: Persona) -> None:
+    p = GuardPolicy()
+    g = AnswerGuard(persona, p, ClaimDetector(), prompt="what is a model train")
+    assert "".join(guarded(["A model train is a toy."], g)) == "A model train is a toy."
+    g = AnswerGuard(persona, p, ClaimDetector(), prompt="what is a toy")
+    out = "".join(guarded(["A model train is a toy."], g))
+    assert out.strip() in load_settings().persona.no_answer
