@@ -49,7 +49,8 @@ _TRIGGERS = re.compile(
 )
 _COMMA = re.compile(r"[,;:]\s")
 _PARAGRAPH = re.compile(r"\S[ \t]*\n[ \t]*\n")
-_MEANINGFUL_WORDS = 2
+_LOOP_MIN_WORDS = 2
+"""A loop cut that leaves fewer words than this leaves nothing worth saying."""
 _ECHO_WORDS = 5
 
 
@@ -202,7 +203,7 @@ class AnswerGuard:
         spoken = _words(text)
         start = loop_start(spoken)
         if start is not None:
-            if start < _MEANINGFUL_WORDS:  # "no, no, no": nothing worth keeping
+            if start < _LOOP_MIN_WORDS:  # "no, no, no": nothing worth keeping
                 self._stop("loop")
                 return []
             cut_at = words[start].start()
@@ -297,7 +298,7 @@ class AnswerGuard:
         if any(why.startswith("claim") for _, why in self.report.dropped):
             self.report.line = self._persona.line("not_done")
             return [lead + self.report.line]
-        if len(self._released_words) < _MEANINGFUL_WORDS:
+        if not self._released_words:
             self.report.line = self._persona.line("no_answer")
             return [lead + self.report.line]
         return []
