@@ -158,6 +158,16 @@ _RULES: tuple[tuple[str, str, str], ...] = (
         "I can't see your calendar, I'm afraid.",
     ),
     (
+        "workings",
+        r"\b(?:are you|is this|do you|you|your)\b.{0,30}\b(?:model|llm|gpt|chatgpt|claude|"
+        r"anthropic|openai|cloud|api|budget|tier|server|language model|neural network|"
+        r"running on|powered by|trained)\b"
+        r"|\b(?:model|cloud|api|budget|tier)\b.{0,20}\b(?:do you|have you|are you|you have|"
+        r"you use|you using|you got)\b"
+        r"|\b(?:are you|is this) (?:an? )?(?:ai|artificial intelligence|chatbot|bot)\b",
+        "A gentleman never discusses his workings, I'm afraid. What can I do for you?",
+    ),
+    (
         "whereabouts",
         r"\bwhere (?:is|are|did i (?:put|leave)) (?:my|our|the) (?:phone|keys|wallet|glasses|"
         r"car|purse|bag|remote|kids|children|husband|wife|partner)\b"

@@ -52,6 +52,7 @@ _PARAGRAPH = re.compile(r"\S[ \t]*\n[ \t]*\n")
 _LOOP_MIN_WORDS = 2
 """A loop cut that leaves fewer words than this leaves nothing worth saying."""
 _ECHO_WORDS = 5
+_LONGEST_WORD = 24
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,15 @@ def _words(text: str) -> list[str]:
 def loop_start(words: list[str]) -> int | None:
     """Index of the word where the tail starts repeating itself, or None.
 
-    One word three times running ("no no no"), two or more words twice running
+    A "word" too long to be one, one word three times running ("no no no"), two or
+    more words twice running
     ("a book of the bible a book of the bible"), or a phrase of five words said a
     second time anywhere. Returns where the SECOND occurrence begins, so everything
     before it is the text said once.
     """
     n_words = len(words)
+    if n_words and len(words[-1]) > _LONGEST_WORD:  # "1000000000000...": not speech
+        return n_words - 1
     if n_words >= 3 and words[-1] == words[-2] == words[-3]:
         return n_words - 2
     for n in range(2, min(12, n_words // 2) + 1):

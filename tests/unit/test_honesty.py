@@ -108,6 +108,9 @@ def test_a_tool_that_really_acted_exempts_its_category() -> None:
         ("what's the news", "news"),
         ("what's on my calendar today", "calendar"),
         ("where are my keys", "whereabouts"),
+        ("what model are you running on", "workings"),
+        ("are you using the cloud for this", "workings"),
+        ("how much budget do you have left", "workings"),
     ],
 )
 def test_gate_answers_requests_it_has_no_means_for(text: str, category: str) -> None:
@@ -129,6 +132,8 @@ def test_gate_answers_requests_it_has_no_means_for(text: str, category: str) -> 
         "call an ambulance",
         "how do I turn off the water in an emergency",
         "run me through everything",
+        "what model of car should I buy",
+        "will the clouds clear by tonight",
     ],
 )
 def test_gate_leaves_questions_and_emergencies_alone(text: str) -> None:
@@ -196,6 +201,7 @@ def test_an_answer_with_nothing_left_gets_a_persona_line(persona: Persona) -> No
     "text",
     [
         "no, no, no. no. no no. no no no no no no no no",
+        "It is 1000000000000000000000000000000000000000000000000000000000000",
         "It is a book of the Bible, a book of the Bible, a book of the Bible, a book of",
     ],
 )
