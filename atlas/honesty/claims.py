@@ -108,6 +108,15 @@ _FORECAST = re.compile(
 )
 
 
+# Words from which a sentence in progress might still turn into a claim: a text held
+# by the guard from the first of these on (see atlas.honesty.guard).
+RISKY_WORDS = re.compile(
+    rf"\b(?:{_VERBS}|{_ANY_NOUN}|done|playing|now|consider|coming|sunny|rain\w*|snow\w*|"
+    r"cloudy|forecast|degrees|tomorrow|tonight|showers?|storms?|windy|starting|beginning|"
+    r"ticking|counting)\b"
+)
+
+
 def _plain(sentence: str) -> str:
     t = sentence.lower().replace("\u2019", "'").replace("\u2018", "'").replace("'", "")
     return " ".join(t.split())

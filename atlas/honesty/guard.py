@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from atlas.honesty.claims import ClaimDetector
+from atlas.honesty.claims import RISKY_WORDS, ClaimDetector
 from atlas.persona import Persona
 
 log = structlog.get_logger("atlas.honesty.guard")
@@ -39,12 +39,10 @@ log = structlog.get_logger("atlas.honesty.guard")
 # character has arrived: "$29.95" or "3.5" never end a sentence.
 _BOUNDARY = re.compile(r"[.!?]+[\"')\]]*\s+(?=\S)")
 _WORD = re.compile(r"[\w']+")
-# Words after which the rest of a first sentence is held until it is complete.
-_TRIGGERS = re.compile(
-    r"\b(?:i|ive|ill|im|id|we|weve|well|lets|let|done|now|playing|turning|switching|"
-    r"setting|adding|sunny|rain|raining|forecast|degrees|tomorrow|tonight|door|doors|"
-    r"lights?|locked|unlocked|on|off|timer|reminder|alarm|list|order|ordered|sent|"
-    r"ai|assistant|model|models|language|cloud|api|budget|tier|training|cutoff|"
+# Words after which the rest of a first sentence is held until it is complete: those
+# that could start a claim (claims.RISKY_WORDS), and those of the never-say kind.
+_SELF_TALK = re.compile(
+    r"\b(?:ai|assistant|model|models|language|cloud|api|budget|tier|training|cutoff|"
     r"capabilities|powerful|program|programmed|computer|chatbot|bot|artificial|virtual)\b"
 )
 _COMMA = re.compile(r"[,;:]\s")
@@ -62,7 +60,7 @@ class GuardPolicy:
     max_sentences: int | None = None
     max_words: int | None = None
     exempt: frozenset[str] = frozenset()
-    lag_words: int = 3
+    lag_words: int = 4
     one_paragraph: bool = False
     """End the answer at the first blank line (a small model's answer is one short
     paragraph; what follows a blank line is the model wandering off)."""
@@ -219,7 +217,8 @@ class AnswerGuard:
         if limit is not None and len(words) > limit:
             early, self._early = self._early, 0
             return self._cut_words(text, early, limit, "length")
-        if _TRIGGERS.search(text.lower().replace("'", "")):
+        plain = text.lower().replace("'", "")
+        if RISKY_WORDS.search(plain) or _SELF_TALK.search(plain):
             return []
         release_upto = len(words) - self._policy.lag_words
         if release_upto <= 0:
