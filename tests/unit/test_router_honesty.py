@@ -4,7 +4,7 @@ model id that is gone (404) switching its tier off with one warning."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -26,11 +26,12 @@ from atlas.llm.config import (
 )
 from atlas.llm.memory import ConversationMemory
 from atlas.llm.model_check import check_cloud_models, check_model
-from atlas.llm.router import AnswerResult, Router
+from atlas.llm.router import Router
 from atlas.persona import Persona
 from atlas.settings import Settings, load_settings
 from atlas.skills import TimerService, build_skills
 from atlas.testing.fake_anthropic import FakeAnthropic, FakeScript
+from tests.unit.test_router import answer
 
 HAIKU = CloudTierConfig(model="claude-haiku-test", max_tokens=300)
 AGENT = CloudTierConfig(model="claude-agent-test", max_tokens=700)
@@ -99,120 +100,99 @@ def make_router(
     return router, ledger, timers
 
 
-async def answer(router: Router, text: str) -> tuple[str, AnswerResult]:
-    pieces: list[str] = []
-    result: AnswerResult | None = None
-    async for item in router.ask(text):
-        if isinstance(item, AnswerResult):
-            result = item
-        else:
-            pieces.append(item)
-    assert result is not None
-    return "".join(pieces), result
+Build = Callable[..., Router]
 
 
-async def test_a_device_request_gets_an_honest_line_and_no_model(
-    tmp_path: Path, settings: Settings
-) -> None:
-    local = ScriptedLocal("I'll turn on the living room lights, I'll turn them on.")
-    router, ledger, timers = make_router(tmp_path, settings, local)
-    try:
-        text, result = await answer(router, "Atlas turn on the living room lights.")
-        assert local.calls == 0
-        assert result.answered_by == "persona" and result.decision.stage == "capability"
-        assert "can't" in text and "turn them on" not in text
-    finally:
+@pytest.fixture
+async def build(tmp_path: Path, settings: Settings) -> AsyncIterator[Build]:
+    """make_router with everything it opened closed after the test."""
+    opened: list[tuple[BudgetLedger, TimerService]] = []
+
+    def make(local: LLMClient, cloud: dict[Tier, LLMClient] | None = None) -> Router:
+        router, ledger, timers = make_router(tmp_path, settings, local, cloud)
+        opened.append((ledger, timers))
+        return router
+
+    yield make
+    for ledger, timers in opened:
         ledger.close()
         await timers.aclose()
+
+
+async def test_a_device_request_gets_an_honest_line_and_no_model(build: Build) -> None:
+    local = ScriptedLocal("I'll turn on the living room lights, I'll turn them on.")
+    text, result = await answer(build(local), "Atlas turn on the living room lights.")
+    assert local.calls == 0
+    assert result.answered_by == "persona" and result.decision.stage == "capability"
+    assert "can't" in text and "turn them on" not in text
 
 
 async def test_a_false_claim_from_the_local_model_is_never_said(
-    tmp_path: Path, settings: Settings
+    build: Build, settings: Settings
 ) -> None:
     local = ScriptedLocal("Of course. I've switched off the porch light for you.")
-    router, ledger, timers = make_router(tmp_path, settings, local)
-    try:
-        text, result = await answer(router, "goodnight then, see to things")
-        assert "switched" not in text
-        assert text.strip().endswith(tuple(settings.persona.not_done))
-        assert result.text == text.strip()
-    finally:
-        ledger.close()
-        await timers.aclose()
+    text, result = await answer(build(local), "goodnight then, see to things")
+    assert "switched" not in text
+    assert text.strip().endswith(tuple(settings.persona.not_done))
+    assert result.text == text.strip()
 
 
-async def test_a_looping_local_model_is_stopped(tmp_path: Path, settings: Settings) -> None:
+async def test_a_looping_local_model_is_stopped(build: Build, settings: Settings) -> None:
     local = ScriptedLocal("no, " * 96)
-    router, ledger, timers = make_router(tmp_path, settings, local)
-    try:
-        text, _ = await answer(router, "hmm what do you reckon about that")
-        assert "no, no" not in text and text.strip() in settings.persona.no_answer
-        assert local.delivered < 10  # the model was stopped, not read to the end
-    finally:
-        ledger.close()
-        await timers.aclose()
+    text, _ = await answer(build(local), "hmm what do you reckon about that")
+    assert "no, no" not in text and text.strip() in settings.persona.no_answer
+    assert local.delivered < 10  # the model was stopped, not read to the end
 
 
 async def test_a_safety_worry_without_a_careful_tier_gets_the_safety_line(
-    tmp_path: Path, settings: Settings
+    build: Build, settings: Settings
 ) -> None:
     local = ScriptedLocal("Have a lie down, it is probably nothing.")
-    router, ledger, timers = make_router(tmp_path, settings, local)
-    try:
-        text, result = await answer(router, "my chest hurts and my left arm is numb")
-        assert local.calls == 0 and result.answered_by == "persona"
-        assert text in settings.persona.safety and "911" in text
-        text, _ = await answer(router, "the police want to interview me tomorrow")
-        assert text in settings.persona.legal
-    finally:
-        ledger.close()
-        await timers.aclose()
+    router = build(local)
+    text, result = await answer(router, "my chest hurts and my left arm is numb")
+    assert local.calls == 0 and result.answered_by == "persona"
+    assert text in settings.persona.safety and "911" in text
+    text, _ = await answer(router, "the police want to interview me tomorrow")
+    assert text in settings.persona.legal
 
 
-async def test_guard_works_on_the_cloud_stream_too(tmp_path: Path, settings: Settings) -> None:
+QUERY = "please explain in some detail why the sky looks blue to us"
+
+
+async def test_guard_works_on_the_cloud_stream_too(build: Build) -> None:
     with FakeAnthropic() as fake:
         fake.enqueue(FakeScript(text="As an AI, I have no feelings. Blue light scatters most."))
-        anth = AnthropicConfig(base_url=fake.base_url, retries=0)
-        haiku = AnthropicClient(HAIKU, anth, "sk-ant-unit")
-        router, ledger, timers = make_router(
-            tmp_path, settings, ScriptedLocal("unused"), {"haiku": haiku}
-        )
+        haiku = AnthropicClient(HAIKU, AnthropicConfig(base_url=fake.base_url, retries=0), "k")
         try:
-            d = router.decide("please explain in some detail why the sky looks blue to us")
+            router = build(ScriptedLocal("unused"), {"haiku": haiku})
+            d = router.decide(QUERY)
             assert d.tier == "haiku"
             pieces = [i async for i in router.respond(d) if isinstance(i, str)]
             assert "".join(pieces).strip() == "Blue light scatters most."
         finally:
             await haiku.aclose()
-            ledger.close()
-            await timers.aclose()
 
 
 async def test_a_model_id_that_is_gone_switches_its_tier_off_with_one_warning(
-    tmp_path: Path, settings: Settings
+    build: Build,
 ) -> None:
     with FakeAnthropic() as fake:
         fake.retire(HAIKU.model)
-        anth = AnthropicConfig(base_url=fake.base_url, retries=0)
-        haiku = AnthropicClient(HAIKU, anth, "sk-ant-unit")
-        local = ScriptedLocal("Blue light scatters most.")
-        router, ledger, timers = make_router(tmp_path, settings, local, {"haiku": haiku})
-        query = "please explain in some detail why the sky looks blue to us"
+        haiku = AnthropicClient(HAIKU, AnthropicConfig(base_url=fake.base_url, retries=0), "k")
         try:
+            router = build(ScriptedLocal("Blue light scatters most."), {"haiku": haiku})
             with capture_logs() as logs:
-                text, result = await answer(router, query)
-                text2, result2 = await answer(router, query)
-            assert result.answered_by == "local" and result.fallback_reason == "model_not_found"
-            assert "Blue light scatters most." in text and "Blue light" in text2
-            warnings = [e for e in logs if e["event"] == "router.tier_disabled"]
-            assert len(warnings) == 1
-            assert "llm.anthropic.haiku.model" in warnings[0]["why"]
-            assert result2.decision.downgrade == "disabled"
-            assert len(fake.requests) == 1  # the second question never tried the cloud
+                text, result = await answer(router, QUERY)
+                text2, result2 = await answer(router, QUERY)
         finally:
             await haiku.aclose()
-            ledger.close()
-            await timers.aclose()
+        assert result.answered_by == "local" and result.fallback_reason == "model_not_found"
+        assert "Blue light scatters most." in text and "Blue light" in text2
+        warnings = [e for e in logs if e["event"] == "router.tier_disabled"]
+        assert len(warnings) == 1
+        assert "llm.anthropic.haiku.model" in warnings[0]["why"]
+        assert result2.decision.downgrade == "disabled"
+        assert len(fake.requests) == 1  # the second question never tried the cloud
 
 
 def test_the_deprecation_table_decides_which_ids_are_gone() -> None:
