@@ -5,9 +5,10 @@ Kept apart from app.py so that `atlas transcribe` does not import the LLM stack.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 import structlog
@@ -23,7 +24,7 @@ from atlas.llm.embedded import EmbeddedLlamaClient
 from atlas.llm.embedder import MiniLMEmbedder
 from atlas.llm.local_select import select_local_backend
 from atlas.llm.memory import ConversationMemory
-from atlas.llm.model_check import check_cloud_models
+from atlas.llm.model_check import check_cloud_models, disable_unknown_models
 from atlas.llm.router import Router
 from atlas.modelstore import ModelStore
 from atlas.persona import Persona
@@ -44,8 +45,13 @@ class Brain:
     local_backend: str
     """Which local backend answers, and why (one line)."""
     clients: dict[Tier, LLMClient]
+    checks: list[asyncio.Task[None]] = field(default_factory=list)
+    """Start-up checks still running in the background (the cloud model lookup)."""
 
     async def aclose(self) -> None:
+        for task in self.checks:
+            task.cancel()
+        await asyncio.gather(*self.checks, return_exceptions=True)
         await self.timers.aclose()
         for client in self.clients.values():
             await client.aclose()
@@ -183,10 +189,16 @@ async def build_brain(
     else:
         log.warning("brain.cloud_off", why="ANTHROPIC_API_KEY is not set: all answers are local")
     router = _router(settings, classifier, skills, budget, clients, now)
+    checks: list[asyncio.Task[None]] = []
     if cloud:
         _disable_gone_models(settings, router)
+        if not standalone:  # a model id the API no longer knows: off before anyone asks
+            lookup = disable_unknown_models(
+                settings.llm.anthropic, secrets.anthropic_api_key, router.disable
+            )
+            checks.append(asyncio.create_task(lookup, name="cloud-model-lookup"))
     log.info("brain.ready", local_backend=why, cloud=sorted(set(clients) - {"local"}), ms=_ms(t0))
-    return Brain(router, budget, timers, why, clients)
+    return Brain(router, budget, timers, why, clients, checks)
 
 
 def _ms(t0: float) -> float:

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Literal
 
 from atlas.llm.base import CLOUD_TIERS, Tier
-from atlas.llm.model_check import check_model, config_key, model_gone_warning
+from atlas.llm.model_check import check_model, config_key, model_gone_warning, probe_model
 from atlas.settings import Secrets, Settings, load_secrets
 
 Status = Literal["ok", "warn", "FAIL"]
@@ -108,7 +108,9 @@ async def _cloud_line(settings: Settings, secrets: Secrets, tier: Tier, model: s
             "tiers", "FAIL", tier, f"{model} {problem.problem}",
             f"set {config_key(tier)} in config/atlas.yaml to a current model id",
         )  # fmt: skip
-    reach = await _probe_model(settings, secrets, model)
+    reach = await probe_model(
+        settings.llm.anthropic, secrets.anthropic_api_key, model, _PROBE_TIMEOUT_S
+    )
     if reach is None:
         note = f" ({problem.problem})" if problem is not None else ""
         status: Status = "warn" if problem is not None else "ok"
@@ -128,32 +130,6 @@ async def _cloud_line(settings: Settings, secrets: Secrets, tier: Tier, model: s
         "tiers", "warn", tier, f"{model}: not reachable ({reach}); local answers meanwhile",
         "check the network (or llm.anthropic.base_url)",
     )  # fmt: skip
-
-
-async def _probe_model(settings: Settings, secrets: Secrets, model: str) -> str | None:
-    """None when the API knows the model; else 'not found', 'key refused' or a reason."""
-    import anthropic
-
-    anth = settings.llm.anthropic
-    client = anthropic.AsyncAnthropic(
-        api_key=secrets.anthropic_api_key,
-        base_url=anth.base_url,
-        max_retries=0,
-        timeout=_PROBE_TIMEOUT_S,
-    )
-    try:
-        await client.models.retrieve(model)
-    except anthropic.NotFoundError:
-        return "not found"
-    except (anthropic.AuthenticationError, anthropic.PermissionDeniedError):
-        return "key refused"
-    except anthropic.APIStatusError as e:
-        return f"HTTP {e.status_code}"
-    except anthropic.APIConnectionError as e:
-        return type(e).__name__
-    finally:
-        await client.close()
-    return None
 
 
 # ------------------------------------------------------------------------ budget

@@ -2,9 +2,9 @@
 
 Two sources, neither of which costs a token: the Anthropic SDK's own deprecation table
 (read at start-up; a model past its end-of-life date is refused by the API), and the
-API's 404 "model not found" (seen by the router at the first call, or by `atlas
-doctor`'s probe). Either way the tier is switched off with ONE warning naming the
-config key to change, and the local tier answers in persona meanwhile.
+API's 404 "model not found" (a model lookup at the daemon's start-up and in `atlas
+doctor`, and any call the router makes). Either way the tier is switched off with ONE
+warning naming the config key to change, and the local tier answers in persona meanwhile.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -103,3 +103,50 @@ def check_cloud_models(
         if problem is not None:
             out.append(problem)
     return out
+
+
+async def probe_model(
+    config: AnthropicConfig, api_key: str | None, model: str, timeout_s: float
+) -> str | None:
+    """Ask the API about `model` (GET /v1/models/<id>: no tokens spent).
+
+    None when it is served; else 'not found', 'key refused' or a short reason
+    (unreachable, HTTP status). Never raises for an API or network problem.
+    """
+    import anthropic
+
+    client = anthropic.AsyncAnthropic(
+        api_key=api_key,
+        base_url=config.base_url,
+        max_retries=0,
+        timeout=timeout_s,
+    )
+    try:
+        await client.models.retrieve(model)
+    except anthropic.NotFoundError:
+        return "not found"
+    except (anthropic.AuthenticationError, anthropic.PermissionDeniedError):
+        return "key refused"
+    except anthropic.APIStatusError as e:
+        return f"HTTP {e.status_code}"
+    except anthropic.APIConnectionError as e:
+        return type(e).__name__
+    finally:
+        await client.close()
+    return None
+
+
+async def disable_unknown_models(
+    config: AnthropicConfig,
+    api_key: str | None,
+    disable: Callable[[Tier, str], None],
+    timeout_s: float = 5.0,
+) -> None:
+    """At start-up: switch off each cloud tier whose model id the API does not know
+    (one warning naming the key). Unreachable or refused: left to the router's breaker
+    and key handling, which see the same at the first call."""
+    tiers = {"haiku": config.haiku, "agent": config.agent}
+    for tier in CLOUD_TIERS:
+        model = tiers[tier].model
+        if await probe_model(config, api_key, model, timeout_s) == "not found":
+            disable(tier, model_gone_warning(tier, model, "not found"))

@@ -25,7 +25,12 @@ from atlas.llm.config import (
     MemoryConfig,
 )
 from atlas.llm.memory import ConversationMemory
-from atlas.llm.model_check import check_cloud_models, check_model
+from atlas.llm.model_check import (
+    check_cloud_models,
+    check_model,
+    disable_unknown_models,
+    probe_model,
+)
 from atlas.llm.router import Router
 from atlas.persona import Persona
 from atlas.settings import Settings, load_settings
@@ -207,3 +212,16 @@ def test_the_deprecation_table_decides_which_ids_are_gone() -> None:
 def test_the_shipped_model_ids_are_current(settings: Settings) -> None:
     problems = check_cloud_models(settings.llm.anthropic, date(2026, 12, 2))
     assert not [p for p in problems if p.fatal], [p.warning for p in problems]
+
+
+async def test_the_start_up_lookup_switches_off_an_unknown_model(settings: Settings) -> None:
+    disabled: list[tuple[Tier, str]] = []
+    with FakeAnthropic() as fake:
+        fake.retire(AGENT.model)
+        anth = AnthropicConfig(base_url=fake.base_url, haiku=HAIKU, agent=AGENT)
+        await disable_unknown_models(anth, "sk-ant-unit", lambda t, w: disabled.append((t, w)))
+        assert await probe_model(anth, "sk-ant-unit", HAIKU.model, 5.0) is None
+    assert [t for t, _ in disabled] == ["agent"]
+    assert "llm.anthropic.agent.model" in disabled[0][1]
+    nowhere = AnthropicConfig(base_url="http://127.0.0.1:9", haiku=HAIKU, agent=AGENT)
+    assert await probe_model(nowhere, "k", HAIKU.model, 2.0) is not None  # unreachable
