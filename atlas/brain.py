@@ -5,13 +5,15 @@ Kept apart from app.py so that `atlas transcribe` does not import the LLM stack.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 import structlog
 
+from atlas.honesty import CapabilityGate, RequestStage
 from atlas.llm.agent import AgentRunner
 from atlas.llm.anthropic import AnthropicClient
 from atlas.llm.base import CLOUD_TIERS, LLMClient, Tier
@@ -22,6 +24,7 @@ from atlas.llm.embedded import EmbeddedLlamaClient
 from atlas.llm.embedder import MiniLMEmbedder
 from atlas.llm.local_select import select_local_backend
 from atlas.llm.memory import ConversationMemory
+from atlas.llm.model_check import check_cloud_models, disable_unknown_models
 from atlas.llm.router import Router
 from atlas.modelstore import ModelStore
 from atlas.persona import Persona
@@ -42,8 +45,13 @@ class Brain:
     local_backend: str
     """Which local backend answers, and why (one line)."""
     clients: dict[Tier, LLMClient]
+    checks: list[asyncio.Task[None]] = field(default_factory=list)
+    """Start-up checks still running in the background (the cloud model lookup)."""
 
     async def aclose(self) -> None:
+        for task in self.checks:
+            task.cancel()
+        await asyncio.gather(*self.checks, return_exceptions=True)
         await self.timers.aclose()
         for client in self.clients.values():
             await client.aclose()
@@ -88,6 +96,16 @@ def _cloud_clients(settings: Settings, secrets: Secrets) -> dict[Tier, Anthropic
     }
 
 
+def _disable_gone_models(settings: Settings, router: Router) -> None:
+    """One warning per configured model id the SDK's table says is past end of life;
+    that tier is switched off (the local tier answers in persona instead)."""
+    for problem in check_cloud_models(settings.llm.anthropic, datetime.now().date()):
+        if problem.fatal:
+            router.disable(problem.tier, problem.warning)
+        else:
+            log.warning("brain.cloud_model", problem=problem.warning)
+
+
 def _router(
     settings: Settings,
     classifier: Classifier,
@@ -111,7 +129,14 @@ def _router(
         local_temperature=local_cfg.temperature,
         max_query_chars=settings.llm.max_query_chars,
         agent_steps=settings.llm.agent_loop.max_steps,
+        stages=request_stages(),
     )
+
+
+def request_stages() -> list[RequestStage]:
+    """Stages consulted after the skills and before any model, in order. A stage that
+    can act (Home Assistant) goes before the capability gate's honest lines."""
+    return [CapabilityGate()]
 
 
 def _persona(settings: Settings) -> Persona:
@@ -137,11 +162,14 @@ async def build_brain(
     *,
     classifier: Classifier | None = None,
     budget: BudgetLedger | None = None,
+    standalone: bool = False,
 ) -> Brain:
+    """`standalone`: a one-shot process (`atlas ask`) that exits after the answer, so
+    it must not promise a timer it would never ring."""
     t0 = time.perf_counter()
     persona = _persona(settings)
     tz, now = _tz_now(settings)
-    timers = TimerService()
+    timers = TimerService(standalone=standalone)
     skills = build_skills(tz, timers)
     classifier = classifier or build_classifier(settings, store)
     budget = budget or open_budget(settings)
@@ -161,8 +189,16 @@ async def build_brain(
     else:
         log.warning("brain.cloud_off", why="ANTHROPIC_API_KEY is not set: all answers are local")
     router = _router(settings, classifier, skills, budget, clients, now)
+    checks: list[asyncio.Task[None]] = []
+    if cloud:
+        _disable_gone_models(settings, router)
+        if not standalone:  # a model id the API no longer knows: off before anyone asks
+            lookup = disable_unknown_models(
+                settings.llm.anthropic, secrets.anthropic_api_key, router.disable
+            )
+            checks.append(asyncio.create_task(lookup, name="cloud-model-lookup"))
     log.info("brain.ready", local_backend=why, cloud=sorted(set(clients) - {"local"}), ms=_ms(t0))
-    return Brain(router, budget, timers, why, clients)
+    return Brain(router, budget, timers, why, clients, checks)
 
 
 def _ms(t0: float) -> float:

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from atlas import __version__, cli_brain, cli_voice
+from atlas import __version__, cli_brain, cli_eval, cli_voice
 from atlas.llm.budget import BudgetError
 from atlas.logs import configure_logging, redact_text
 from atlas.modelstore import ModelError
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_brain.add_parsers(sub)
     cli_voice.add_parsers(sub)
+    cli_eval.add_parsers(sub)
+    sub.add_parser("doctor", help="one screen: tiers, budget, audio devices, model files")
 
     # Everything after `bench` belongs to the benchmark's own parser (see main()).
     sub.add_parser("bench", help="the latency benchmark (see `atlas bench --help`)", add_help=False)
@@ -85,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = args.log_level or settings.logging.level
         # Command output goes to stdout; keep logs quiet there unless asked.
         quiet = {"transcribe", "devices", "models", "ask", "route", "budget", "router", "say"}
-        quiet.add("replay")
+        quiet.update({"replay", "eval", "doctor"})
         if args.command in quiet and not args.log_level:
             level = "warning"
         configure_logging(level, settings.logging.format)
@@ -119,6 +121,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "run": cli_voice.cmd_run,
         "replay": cli_voice.cmd_replay,
         "say": cli_voice.cmd_say,
+        "eval": cli_eval.cmd_eval,
+        "doctor": _cmd_doctor,
     }
     return commands[args.command](args, settings)
 
@@ -194,6 +198,12 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
                 f"{entry.name:20s} {entry.kind:8s} {state:9s} {entry.package}  {entry.description}"
             )
     return EXIT_USAGE if bad else 0
+
+
+def _cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from atlas.doctor import run_doctor
+
+    return run_doctor(settings)
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -66,7 +66,7 @@ async def _ask(args: argparse.Namespace, settings: Settings) -> int:
     from atlas.brain import build_brain
     from atlas.llm.router import AnswerResult
 
-    brain = await build_brain(settings, build_store(settings), load_secrets())
+    brain = await build_brain(settings, build_store(settings), load_secrets(), standalone=True)
     try:
         decision = brain.router.decide(args.text)
         filler = brain.router.filler() if decision.wants_filler else None

@@ -26,6 +26,10 @@ LineKind = Literal[
     "cut_short",
     "misunderstanding",
     "acknowledge",
+    "not_done",
+    "no_answer",
+    "safety",
+    "legal",
 ]
 LINE_KINDS: tuple[LineKind, ...] = get_args(LineKind)
 
@@ -96,9 +100,12 @@ class Persona:
         hints = self._config.tier_hints
         index = TIERS.index(tier)
         hint = hints[index] if index < len(hints) else ""
+        template = self._config.system_prompt
+        if tier == "local" and self._config.local_system_prompt.strip():
+            template = self._config.local_system_prompt
         # str.replace, not str.format: a prompt may legitimately contain other braces.
         text = (
-            self._config.system_prompt.replace("{name}", self._config.name)
+            template.replace("{name}", self._config.name)
             .replace("{now}", spoken_date(now) if tier == "local" else spoken_datetime(now))
             .replace("{tier_hint}", hint)
         )

@@ -443,6 +443,8 @@ def _status_kind(err: anthropic.APIStatusError, *, opening: bool) -> ErrorKind:
         return ErrorKind.SERVER
     if status in (408, 409):
         return ErrorKind.SERVER  # transient per Anthropic's docs
+    if status == 404:
+        return ErrorKind.MODEL_NOT_FOUND  # the Messages API's only 404: an unknown model id
     return ErrorKind.BAD_REQUEST
 
 

@@ -88,7 +88,8 @@ class ErrorKind(StrEnum):
     STALLED = "stalled"  # the stream stopped delivering mid-answer
     MID_STREAM = "mid_stream"  # an error event after the stream had started
     AUTH = "auth"  # missing/invalid key: disables the tier, never trips a breaker
-    BAD_REQUEST = "bad_request"  # 400/404/413: our fault, not the upstream's
+    BAD_REQUEST = "bad_request"  # 400/413: our fault, not the upstream's
+    MODEL_NOT_FOUND = "model_not_found"  # 404: the configured model id is gone (disables the tier)
     UNAVAILABLE = "unavailable"  # backend not configured/installed/reachable
 
 

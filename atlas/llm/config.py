@@ -25,7 +25,7 @@ class LocalLLMConfig:
     """A name from models/manifest.yaml (or a local .gguf path)."""
     n_ctx: int = bounded(2048, 256, 32768)
     threads: int = bounded(2, 1, 64)
-    temperature: float = bounded(0.6, 0.0, 2.0)
+    temperature: float = bounded(0.2, 0.0, 2.0)
     max_tokens: int = bounded(96, 8, 4096)
     connect_timeout_s: float = bounded(2.0, 0.1, 60.0)
     timeout_s: float = bounded(60.0, 1.0, 600.0)
@@ -49,7 +49,7 @@ def _haiku() -> CloudTierConfig:
 
 def _agent() -> CloudTierConfig:
     return CloudTierConfig(
-        model="claude-sonnet-4-5-20250929",
+        model="claude-sonnet-4-6",
         input_usd_per_mtok=3.0,
         output_usd_per_mtok=15.0,
         max_tokens=700,
@@ -158,6 +158,9 @@ class PersonaConfig:
     name: str = "Atlas"
     system_prompt: str = ""
     """{name}, {now} and {tier_hint} are filled in per turn."""
+    local_system_prompt: str = ""
+    """The local tier's own (shorter) prompt; empty: `system_prompt` with its tier hint.
+    A small model follows a few plain instructions better than a page of them."""
     tier_hints: tuple[str, ...] = ()
     """Per-tier style hints, in the order local, haiku, agent."""
     fillers: tuple[str, ...] = ()
@@ -170,6 +173,14 @@ class PersonaConfig:
     misunderstanding: tuple[str, ...] = ()
     acknowledge: tuple[str, ...] = ()
     """Said when only the wake phrase was heard ("Atlas?" -> "Yes?")."""
+    not_done: tuple[str, ...] = ()
+    """Said instead of an answer that claimed something was done when nothing was."""
+    no_answer: tuple[str, ...] = ()
+    """Said when nothing of an answer was fit to speak (a loop, a never-say sentence)."""
+    safety: tuple[str, ...] = ()
+    """Said for a health or danger worry when no careful answer is available."""
+    legal: tuple[str, ...] = ()
+    """Said for legal trouble when no careful answer is available."""
     never_say: tuple[str, ...] = ()
     """Phrases ATLAS must never say (checked on its own lines and on answers)."""
     forbidden_words: tuple[str, ...] = ("model", "cloud", "tier", "API", "budget")

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
 import structlog
 
+from atlas.honesty import AnswerGuard, ClaimDetector, GuardPolicy, RequestStage
+from atlas.honesty.gate import is_legal
 from atlas.llm.base import (
     CLOUD_TIERS,
     ErrorKind,
@@ -36,6 +38,7 @@ from atlas.llm.budget import BudgetLedger, CallRecord, CallStatus, Reservation
 from atlas.llm.classifier import Classification, Classifier
 from atlas.llm.config import CloudTierConfig
 from atlas.llm.memory import ConversationMemory
+from atlas.llm.model_check import model_gone_warning
 from atlas.logs import redact_text
 from atlas.persona import Persona
 from atlas.skills import SkillAnswer, SkillSet
@@ -43,6 +46,13 @@ from atlas.skills import SkillAnswer, SkillSet
 log = structlog.get_logger("atlas.router")
 
 _T = TypeVar("_T")
+# What the answer guard holds each tier to (see atlas.honesty.guard). The agent's tools
+# really set timers, so its timer claims are not false.
+GUARD_POLICIES: dict[Tier, GuardPolicy] = {
+    "local": GuardPolicy(max_sentences=2, max_words=40, one_paragraph=True),
+    "haiku": GuardPolicy(max_sentences=6, max_words=120),
+    "agent": GuardPolicy(max_sentences=8, max_words=160, exempt=frozenset({"timers"})),
+}
 _CHARS_PER_TOKEN_WORST = 3.0  # conservative: English averages ~4 characters per token
 
 
@@ -113,6 +123,8 @@ class Router:
         local_temperature: float = 0.6,
         max_query_chars: int = 2000,
         agent_steps: int = 1,
+        stages: Sequence[RequestStage] = (),
+        guard_policies: Mapping[Tier, GuardPolicy] | None = None,
     ) -> None:
         self._classifier = classifier
         self._skills = skills
@@ -128,6 +140,9 @@ class Router:
         self._max_query_chars = max_query_chars
         self._agent_steps = agent_steps
         self._disabled: set[Tier] = set()
+        self._stages = tuple(stages)
+        """Consulted after the skills, before any model (Home Assistant, the gate)."""
+        self._policies = dict(guard_policies if guard_policies is not None else GUARD_POLICIES)
 
     async def prime(self, text: str) -> None:
         """Warm the local model's prompt cache for a probable query (no side effects).
@@ -150,6 +165,10 @@ class Router:
         if goes_local:
             messages = [*self._memory.local_messages(), Message("user", self._clip(text))]
             await prime(messages, self._persona.system_prompt("local", self._now()))
+
+    def now(self) -> datetime:
+        """The household's current time (the router's clock)."""
+        return self._now()
 
     def forget(self) -> None:
         """Drop the conversation history (a new conversation, e.g. per replayed file)."""
@@ -174,6 +193,13 @@ class Router:
         c = self._classifier.classify(text)
         mode = self._budget.status().mode
         tier, downgrade, line = self._apply_state(c, mode)
+        honest = self._honest_line(text, c, tier)
+        if honest is not None:
+            return RouteDecision(
+                text, "local", c.tier, honest.skill.split(":")[0], f"honest line ({honest.skill})",
+                1.0, mode,
+                downgrade=downgrade, skill=honest, decide_ms=_ms(t0), classification=c,
+            )  # fmt: skip
         return RouteDecision(
             text=text,
             tier=tier,
@@ -187,6 +213,29 @@ class Router:
             decide_ms=_ms(t0),
             classification=c,
         )
+
+    def _honest_line(self, text: str, c: Classification, tier: Tier) -> SkillAnswer | None:
+        """A line in persona instead of a model's answer, or None.
+
+        A safety worry the careful tier cannot take gets the safety line (a small local
+        model must not improvise medical or legal advice); anything else goes past the
+        request stages, which answer what ATLAS can do or honestly say it cannot.
+        """
+        if c.stage == "safety":
+            if tier != "local":
+                return None
+            kind = "legal" if is_legal(text) else "safety"
+            return SkillAnswer(self._persona.line(kind), f"safety:{kind}")
+        now = self._now()
+        for stage in self._stages:
+            try:
+                answer = stage.handle(text, now)
+            except Exception:  # a broken stage must not cost the user an answer
+                log.exception("router.stage_failed", stage=stage.name)
+                continue
+            if answer is not None:
+                return answer
+        return None
 
     def _apply_state(self, c: Classification, mode: str) -> tuple[Tier, str | None, str | None]:
         wanted: Tier = c.tier
@@ -246,7 +295,8 @@ class Router:
         if d.skill is not None:
             yield say(d.skill.text)
             self._memory.add(d.text, d.skill.text)
-            yield AnswerResult(d, "skill", d.skill.text, first_text_ms=first[0])
+            by = "skill" if d.stage == "skill" else "persona"
+            yield AnswerResult(d, by, d.skill.text, first_text_ms=first[0])
             return
 
         history = self._memory.messages()
@@ -254,10 +304,16 @@ class Router:
         fallback: str | None = d.downgrade
         if d.tier in CLOUD_TIERS:
             cloud = _CloudCall(self, d, history)
+            guard = self.guard(d.tier, d.text)
             try:
                 async with _closing(cloud.stream()) as pieces:
                     async for piece in pieces:
-                        yield say(piece)
+                        for out in guard.feed(piece):
+                            yield say(out)
+                        if guard.stopped:
+                            break
+                for out in guard.finish():
+                    yield say(out)
                 text = "".join(said)
                 self._memory.add(d.text, text)
                 yield AnswerResult(
@@ -277,14 +333,19 @@ class Router:
             self._local_temperature,
             self._local_max_tokens,
         )
+        guard = self.guard("local", d.text)
         try:
             async with _closing(local) as items:
                 async for item in items:
                     if isinstance(item, str):
-                        if item:
-                            yield say(item)
+                        for out in guard.feed(item):
+                            yield say(out)
+                        if guard.stopped:
+                            break
                     else:
                         response = item
+            for out in guard.finish():
+                yield say(out)
         except Exception as e:  # LLMError, or a client bug: the user still gets a line
             log.error("router.local_failed", error=f"{type(e).__name__}: {redact_text(str(e))}")
             yield say(("" if not said else " ") + self._persona.line("cut_short"))
@@ -294,12 +355,21 @@ class Router:
             d, "local", text, response, fallback, first[0] if first else None
         )  # fmt: skip
 
+    def guard(self, tier: Tier, prompt: str = "") -> AnswerGuard:
+        """A fresh answer guard for one answer of `tier` to `prompt`."""
+        policy = self._policies.get(tier, GuardPolicy())
+        return AnswerGuard(self._persona, policy, ClaimDetector(policy.exempt), prompt)
+
     # -------------------------------------------------------------- cloud state
 
-    def disable(self, tier: Tier) -> None:
+    def disable(self, tier: Tier, why: str = "the API key was refused") -> None:
         if tier not in self._disabled:
             self._disabled.add(tier)
-            log.warning("router.tier_disabled", tier=tier, why="the API key was refused")
+            log.warning("router.tier_disabled", tier=tier, why=why)
+
+    @property
+    def disabled(self) -> frozenset[Tier]:
+        return frozenset(self._disabled)
 
     def worst_case_usd(self, tier: Tier, history: list[Message], text: str) -> float:
         cfg = self._tiers[tier]
@@ -374,6 +444,8 @@ class _CloudCall:
                 breaker.release()
             if e.kind.value == "auth":
                 r.disable(tier)
+            elif e.kind == ErrorKind.MODEL_NOT_FOUND:
+                r.disable(tier, model_gone_warning(tier, r._tiers[tier].model, "not found"))
             log.warning("router.cloud_failed", tier=tier, error=str(e), spoken=bool(text_parts))
             if not text_parts and not e.text_started:
                 settled = True

@@ -1,5 +1,6 @@
 """Deterministic local skills answered before any LLM: time and date, timers,
-arithmetic and unit conversion. Build once (`build_skills`) and pass down."""
+arithmetic, unit conversion, and small talk (greetings, thanks, "who are you").
+Build once (`build_skills`) and pass down."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ from atlas.skills.arithmetic import ArithmeticSkill
 from atlas.skills.base import Skill, SkillAnswer
 from atlas.skills.clock import ClockSkill
 from atlas.skills.skillset import SkillSet
+from atlas.skills.smalltalk import SmallTalkSkill
 from atlas.skills.timer_skill import TimerSkill
-from atlas.skills.timers import Timer, TimerFired, TimerLimitError, TimerService, TimerStatus
+from atlas.skills.timers import (
+    Timer,
+    TimerFired,
+    TimerLimitError,
+    TimerService,
+    TimerStatus,
+    TimersUnavailable,
+)
 from atlas.skills.units import UnitsSkill
 
 __all__ = [
@@ -19,12 +28,14 @@ __all__ = [
     "Skill",
     "SkillAnswer",
     "SkillSet",
+    "SmallTalkSkill",
     "Timer",
     "TimerFired",
     "TimerLimitError",
     "TimerService",
     "TimerSkill",
     "TimerStatus",
+    "TimersUnavailable",
     "UnitsSkill",
     "build_skills",
 ]
@@ -36,6 +47,6 @@ def build_skills(
     """The standard skills in the order they are tried (units before arithmetic, so
     "5 miles in km" is never mistaken for a sum)."""
     return SkillSet(
-        [ClockSkill(tz), TimerSkill(timers), UnitsSkill(), ArithmeticSkill()],
+        [ClockSkill(tz), TimerSkill(timers), UnitsSkill(), ArithmeticSkill(), SmallTalkSkill()],
         wake_names=wake_names,
     )

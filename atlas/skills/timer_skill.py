@@ -14,7 +14,13 @@ from typing import Any
 
 from atlas.skills.base import SkillAnswer, strip_courtesy
 from atlas.skills.durations import DURATION, parse_duration, say_duration
-from atlas.skills.timers import Timer, TimerLimitError, TimerService, TimerStatus
+from atlas.skills.timers import (
+    Timer,
+    TimerLimitError,
+    TimerService,
+    TimerStatus,
+    TimersUnavailable,
+)
 from atlas.skills.words import int_words, normalize
 
 _LABEL = r"[a-z][a-z']*(?: [a-z][a-z']*){0,2}"
@@ -106,7 +112,7 @@ class TimerSkill:
                     return self._set(seconds, _label(m.group("label2"), m.group("label")))
         if _SET_BARE.fullmatch(t):
             return self._say(
-                "Certainly. For how long? Say, for instance, set a timer for ten minutes.",
+                "Certainly, for how long? Say, for instance, set a timer for ten minutes.",
                 _data("ask_duration", ()),
             )
         m = _LEFT.fullmatch(t)
@@ -150,6 +156,12 @@ class TimerSkill:
     def _set(self, seconds: float, label: str | None) -> SkillAnswer:
         try:
             timer = self._service.set(seconds, label)
+        except TimersUnavailable as e:
+            said = (
+                "I'm afraid I can only keep a timer while I'm running at home, and I'm not "
+                "running just now: start me with atlas run, then ask again."
+            )
+            return self._say(said, _data("refused", (), reason=str(e)))
         except TimerLimitError as e:
             limit = self._service.max_timers
             if len(self._service.list()) >= limit:

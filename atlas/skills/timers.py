@@ -58,6 +58,10 @@ class TimerLimitError(ValueError):
     """Too many timers, or a duration out of range; the text is fit to show a caller."""
 
 
+class TimersUnavailable(TimerLimitError):
+    """This process ends after one answer (`atlas ask`): a timer set here could never ring."""
+
+
 class TimerService:
     def __init__(
         self,
@@ -65,10 +69,12 @@ class TimerService:
         max_timers: int = 20,
         max_duration_s: float = 7 * 86400.0,
         queue_size: int = 16,
+        standalone: bool = False,
     ) -> None:
         if max_timers < 1 or queue_size < 1:
             raise ValueError("max_timers and queue_size must be at least 1")
         self._clock = clock
+        self._standalone = standalone
         self._max_timers = max_timers
         self._max_duration_s = max_duration_s
         self._next_id = 1
@@ -82,6 +88,10 @@ class TimerService:
 
     def set(self, duration_s: float, label: str | None = None) -> Timer:
         """Start a timer; needs a running event loop. Raises TimerLimitError."""
+        if self._standalone:
+            raise TimersUnavailable(
+                "timers ring only while ATLAS runs as a service (start it with `atlas run`)"
+            )
         if not math.isfinite(duration_s) or duration_s <= 0:
             raise TimerLimitError("a timer needs a duration of more than zero seconds")
         if duration_s > self._max_duration_s:

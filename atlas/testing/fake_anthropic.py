@@ -161,6 +161,8 @@ class _State:
         self.scripts: deque[FakeScript] = deque(maxlen=_MAX_QUEUED_SCRIPTS)
         self.requests: list[RecordedRequest] = []
         self.tool_counter = 0
+        self.retired: set[str] = set()
+        """Model ids answered with 404 not_found_error (GET /v1/models/<id> and messages)."""
 
     def next_script(self, model: str | None = None) -> FakeScript:
         with self.lock:
@@ -229,6 +231,12 @@ class _Handler(BaseHTTPRequestHandler):
         if scheme is None:
             self._send_error_json(401, "authentication_error", "missing API key", None)
             return
+        model = str(body.get("model") or "")
+        with state.lock:
+            retired = model in state.retired
+        if retired:
+            self._send_error_json(404, "not_found_error", f"model: {model}", None)
+            return
         script = state.next_script(str(body.get("model") or ""))
         state.sleep(script.headers_delay_s)
         try:
@@ -246,6 +254,25 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             # The client went away (cancelled, timed out): nothing to answer.
             self.close_connection = True
+
+    def do_GET(self) -> None:
+        """GET /v1/models/<id>: the model lookup `atlas doctor` makes (no tokens)."""
+        state = self.server.state
+        path = self.path.split("?")[0]
+        if not path.startswith("/v1/models/"):
+            self._send_error_json(404, "not_found_error", f"no route {self.path}", None)
+            return
+        if not (self.headers.get("x-api-key") or self.headers.get("authorization")):
+            self._send_error_json(401, "authentication_error", "missing API key", None)
+            return
+        model = path[len("/v1/models/") :]
+        with state.lock:
+            retired = model in state.retired
+        if retired:
+            self._send_error_json(404, "not_found_error", f"model: {model}", None)
+            return
+        info = {"type": "model", "id": model, "display_name": model}
+        self._send_json(200, info | {"created_at": "2026-01-01T00:00:00Z"}, {})
 
     # -- plain JSON answers -------------------------------------------------------
 
@@ -474,6 +501,12 @@ class FakeAnthropic:
             if len(self._state.scripts) + len(scripts) > _MAX_QUEUED_SCRIPTS:
                 raise ValueError(f"at most {_MAX_QUEUED_SCRIPTS} scripts may be queued")
             self._state.scripts.extend(scripts)
+
+    def retire(self, model: str) -> None:
+        """From now on `model` is unknown to the fake (404 not_found_error), as a model
+        past its end of life is to the real API."""
+        with self._state.lock:
+            self._state.retired.add(model)
 
     def set_profile(self, profile: LatencyProfile) -> None:
         with self._state.lock:

@@ -159,7 +159,7 @@ def test_route_json_calls_no_model(
     assert (out["tier"], out["stage"], out["filler"]) == ("agent", "safety", True)
     assert out["pattern"] and "chest hurts" in out["reason"]
     assert run(config, "route", "turn on the lights") == 0
-    assert capsys.readouterr().out.startswith("local  <- local_pattern")
+    assert capsys.readouterr().out.startswith("local  <- capability: honest line")
     assert (len(anth.requests), len(local.requests)) == before
 
 

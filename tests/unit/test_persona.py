@@ -119,8 +119,8 @@ def test_prompt_keeps_other_braces() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("As an AI, I have no opinions.", ["as an AI"]),
-        ("I’m just an AI.", ["I'm just an AI"]),  # typographic apostrophe
+        ("As an AI, I have no opinions.", ["as an AI", "an AI", "AI"]),
+        ("I’m just an AI.", ["I'm just an AI", "an AI", "AI"]),  # typographic apostrophe
         ("We use a model train set.", ["model"]),
         ("Two MODELS and the clouds.", ["model", "cloud"]),
         ("Check the API docs", ["the API", "API"]),

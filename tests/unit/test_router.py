@@ -211,9 +211,13 @@ def test_exhausted_budget_goes_local_with_the_persona_line(
 ) -> None:
     parts = build()
     spend(parts.budget, 1.0)
-    d = parts.router.decide("my chest hurts")
+    d = parts.router.decide("how does a heat pump work")
     assert (d.tier, d.downgrade, d.budget_mode) == ("local", "budget", "local_only")
     assert d.lead_line in settings.persona.budget_exceeded
+    # A safety worry is never left to the small model: it gets the safety line.
+    d = parts.router.decide("my chest hurts")
+    assert (d.tier, d.downgrade, d.stage) == ("local", "budget", "safety")
+    assert d.skill is not None and d.skill.text in settings.persona.safety
     assert parts.router.decide("turn on the lights").downgrade is None
 
 

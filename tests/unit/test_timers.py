@@ -155,7 +155,7 @@ async def test_spoken_timer_conversation_across_turns() -> None:
         assert say("what timers do I have") == "You have no timers running."
         assert say("how much time is left") == "You have no timers running."
         assert say("set a timer") == (
-            "Certainly. For how long? Say, for instance, set a timer for ten minutes."
+            "Certainly, for how long? Say, for instance, set a timer for ten minutes."
         )
         say("set a timer for 10 minutes")
         say("5 minute tea timer")
