@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 import structlog
 
+from atlas.home import HomeStage, connect
+from atlas.home.tools import home_tools
 from atlas.llm.agent import AgentRunner
 from atlas.llm.anthropic import AnthropicClient
 from atlas.llm.base import CLOUD_TIERS, LLMClient, Tier
@@ -42,9 +44,12 @@ class Brain:
     local_backend: str
     """Which local backend answers, and why (one line)."""
     clients: dict[Tier, LLMClient]
+    home: HomeStage | None = field(default=None)
 
     async def aclose(self) -> None:
         await self.timers.aclose()
+        if self.home is not None:
+            await self.home.aclose()
         for client in self.clients.values():
             await client.aclose()
         self.budget.close()
@@ -95,6 +100,7 @@ def _router(
     budget: BudgetLedger,
     clients: dict[Tier, LLMClient],
     now: Callable[[], datetime],
+    home: HomeStage | None = None,
 ) -> Router:
     anth, local_cfg = settings.llm.anthropic, settings.llm.local
     return Router(
@@ -111,6 +117,7 @@ def _router(
         local_temperature=local_cfg.temperature,
         max_query_chars=settings.llm.max_query_chars,
         agent_steps=settings.llm.agent_loop.max_steps,
+        home=home,
     )
 
 
@@ -126,8 +133,15 @@ def build_explainer(settings: Settings, store: ModelStore, secrets: Secrets) -> 
     clients: dict[Tier, LLMClient] = dict(_cloud_clients(settings, secrets))
     skills = build_skills(tz, TimerService())
     return _router(
-        settings, build_classifier(settings, store), skills, open_budget(settings), clients, now
-    )
+        settings, build_classifier(settings, store), skills, open_budget(settings), clients, now,
+        build_home(settings),
+    )  # fmt: skip
+
+
+def build_home(settings: Settings) -> HomeStage:
+    """The device-request stage (honest lines only, when Home Assistant is not set up)."""
+    cfg = settings.home_assistant
+    return HomeStage(cfg, connect(cfg))
 
 
 async def build_brain(
@@ -153,16 +167,19 @@ async def build_brain(
     if isinstance(local, EmbeddedLlamaClient):  # prime llama.cpp's prefix cache
         await local.warm(persona.system_prompt("local", now()))
     clients: dict[Tier, LLMClient] = {"local": local}
+    home = build_home(settings)
+    if home.connection.problem:
+        log.warning("brain.home_off", why=home.connection.problem)
     cloud = _cloud_clients(settings, secrets)
     if cloud:
         clients["haiku"] = cloud["haiku"]
-        tools = skill_tools(skills, timers, tz)
+        tools = [*skill_tools(skills, timers, tz), *home_tools(home)]
         clients["agent"] = AgentRunner(cloud["agent"], tools, settings.llm.agent_loop)
     else:
         log.warning("brain.cloud_off", why="ANTHROPIC_API_KEY is not set: all answers are local")
-    router = _router(settings, classifier, skills, budget, clients, now)
+    router = _router(settings, classifier, skills, budget, clients, now, home)
     log.info("brain.ready", local_backend=why, cloud=sorted(set(clients) - {"local"}), ms=_ms(t0))
-    return Brain(router, budget, timers, why, clients)
+    return Brain(router, budget, timers, why, clients, home)
 
 
 def _ms(t0: float) -> float:

@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_brain.add_parsers(sub)
     cli_voice.add_parsers(sub)
+    sub.add_parser("doctor", help="check the setup (Home Assistant: reachable, entities)")
 
     # Everything after `bench` belongs to the benchmark's own parser (see main()).
     sub.add_parser("bench", help="the latency benchmark (see `atlas bench --help`)", add_help=False)
@@ -85,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = args.log_level or settings.logging.level
         # Command output goes to stdout; keep logs quiet there unless asked.
         quiet = {"transcribe", "devices", "models", "ask", "route", "budget", "router", "say"}
-        quiet.add("replay")
+        quiet.update(("replay", "doctor"))
         if args.command in quiet and not args.log_level:
             level = "warning"
         configure_logging(level, settings.logging.format)
@@ -119,6 +120,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "run": cli_voice.cmd_run,
         "replay": cli_voice.cmd_replay,
         "say": cli_voice.cmd_say,
+        "doctor": _cmd_doctor,
     }
     return commands[args.command](args, settings)
 
@@ -194,6 +196,17 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
                 f"{entry.name:20s} {entry.kind:8s} {state:9s} {entry.package}  {entry.description}"
             )
     return EXIT_USAGE if bad else 0
+
+
+def _cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
+    from atlas.home import connect
+    from atlas.home.doctor import home_doctor_lines
+
+    cfg = settings.home_assistant
+    lines = asyncio.run(home_doctor_lines(cfg, connect(cfg)))
+    for line in lines:
+        print(line)
+    return 1 if any(line.startswith("PROBLEM") for line in lines) else 0
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:

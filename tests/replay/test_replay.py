@@ -120,7 +120,7 @@ async def test_local_command_is_answered_locally_without_filler(
     rec = records[0]
     assert close_enough(fixture_row(name)["text"], rec.transcript), rec.transcript
     assert rec.addressed and rec.interrupted is None
-    assert rec.tier in ("local", "skill") and rec.wanted == "local"
+    assert rec.tier in ("local", "skill", "home") and rec.wanted == "local"
     assert rec.answer.strip() and rec.heard == " ".join(rec.heard.split())
     # No Poker Face for local turns: not a single filler sample.
     assert rec.filler is None and "filler_first_sample" not in rec.timestamps
@@ -441,7 +441,7 @@ async def test_cli_replay_json_and_out(parts: Parts, tmp_path: Path) -> None:
         assert set(obj["timestamps"]) <= set(STAGES)
     for obj in lines[:2]:
         assert obj["tier"] == "skill" and obj["reason"]
-        assert set(STAGES) - {"filler_first_sample"} == set(obj["timestamps"])
+        assert set(STAGES) - {"filler_first_sample", "home"} == set(obj["timestamps"])
         stamps = [obj["timestamps"][s] for s in STAGES if s in obj["timestamps"]]
         assert stamps[:3] == sorted(stamps[:3])  # speech start, end, end of turn
     assert "time" in lines[0]["transcript"].lower()
