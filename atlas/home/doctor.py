@@ -9,9 +9,14 @@ from atlas.home.config import HomeAssistantConfig, HomeConnection
 
 
 async def home_doctor_lines(config: HomeAssistantConfig, connection: HomeConnection) -> list[str]:
-    """One line per finding, each 'ok ...' or 'PROBLEM ...: fix'. Never shows the token."""
+    """One line per finding: 'ok ...', 'off ...' (not set up) or 'PROBLEM ...: fix'.
+
+    Never shows the token.
+    """
     problem = connection.problem
-    if problem is not None or connection.url is None or connection.token is None:
+    if connection.url is None:  # optional: ATLAS then says it has no hand on the house
+        return [f"off      home assistant: {problem}"]
+    if problem is not None or connection.token is None:
         return [f"PROBLEM  home assistant: {problem}"]
     client = HomeClient(connection.url, connection.token, max(config.timeout_s, 5.0))
     try:

@@ -192,13 +192,13 @@ class HomeStage:
         if rtype == "query_answer":
             return await self._answered(client, response, data, t)
         code = data.get("code") if isinstance(data, Mapping) else None
-        obj = spoken_object(t)
-        if code == "no_intent_match" and obj and _known(await client.states(), obj):
-            return self._reply(speech.not_understood(obj), "not_understood")
-        if code == "no_valid_targets" or (code == "no_intent_match" and obj):
+        if code in ("no_intent_match", "no_valid_targets"):
+            obj = spoken_object(t)
+            if obj is None:
+                return None  # nothing named that we could check: the router goes on
+            if _known(await client.states(), obj):
+                return self._reply(speech.not_understood(obj), "not_understood")
             return self._reply(speech.not_found(obj), "not_found")
-        if code == "no_intent_match":
-            return None
         log.warning("home.not_done", code=code)
         return self._reply(speech.failed([]), "failed")
 

@@ -12,7 +12,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -29,7 +29,7 @@ class LiveHome:
     """The running development Home Assistant and a plain REST view of it for checks."""
 
     url: str
-    token: str
+    token: str = field(repr=False)
 
     def _client(self) -> httpx.Client:
         return httpx.Client(
