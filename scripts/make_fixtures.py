@@ -256,7 +256,7 @@ SPEECH: tuple[SpeechFixture, ...] = (
         0.8,
     ),
     SpeechFixture(
-        "home_front_door_locked.wav", ("Atlas, is the front door locked?",), piper(), "home", 0.6
+        "home_front_door_locked.wav", ("Atlas, is the front door locked?",), piper(1.1), "home", 0.6
     ),
     SpeechFixture(
         "home_living_room_temperature.wav",

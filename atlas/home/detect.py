@@ -48,6 +48,9 @@ _WEATHER = re.compile(
     r"|\bwhat is the temperature outside\b"
 )
 _WAKE = re.compile(r"^(?:hey |ok |okay )?atlas\b\s*")
+_CLIPPED_ED = re.compile(
+    r"^(is the (?:\w+ ){0,4}(?:door|gate|lock|garage|window)(?: door)?) (unlock|lock|close)$"
+)
 
 _YES = re.compile(
     r"^(?:yes|yeah|yep|yup|aye|sure|certainly|please do|do it|go ahead|go on|"
@@ -83,7 +86,9 @@ class Request:
 def clean(text: str) -> str:
     """Lower case, numbers as digits, no punctuation or apostrophes, no wake word."""
     t = normalize(text).replace("'", "")
-    return _WAKE.sub("", " ".join(t.split()))
+    t = _WAKE.sub("", " ".join(t.split()))
+    # Speech recognition often drops the "-ed" of "is the front door locked?".
+    return _CLIPPED_ED.sub(lambda m: f"{m[1]} {m[2]}{'d' if m[2].endswith('e') else 'ed'}", t)
 
 
 def detect(text: str) -> Request | None:
