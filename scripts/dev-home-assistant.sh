@@ -32,7 +32,7 @@ START_REQUIREMENTS=(
   "josepy<2" fnv-hash-fast==0.5.0 ha-ffmpeg==3.1.0 hassil==1.6.1
   home-assistant-frontend==20240307.0 home-assistant-intents==2024.3.12 mutagen==1.47.0
   numpy==1.26.0 pillow==10.2.0 psutil-home-assistant==0.0.1 pyotp==2.8.0 PyQRCode==1.2.1
-  PyTurboJPEG==1.7.1 securetar==2024.2.1 SQLAlchemy==2.0.27
+  PyTurboJPEG==1.7.1 securetar==2024.2.1 SQLAlchemy==2.0.27 janus==1.0.0
 )
 
 say() { echo "dev-home-assistant: $*" >&2; }
@@ -93,6 +93,9 @@ wait_for() {  # what url code [token]
   shift 3
   until [[ "$(http_code "$url" "$@")" == "$want" ]]; do
     running || die "Home Assistant exited while starting; see $LOG"
+    if grep -qE "recovery mode|Failed to create HTTP server" "$LOG" 2>/dev/null; then
+      die "Home Assistant did not start cleanly (recovery mode or port in use); see $LOG"
+    fi
     ((SECONDS < deadline)) || die "Home Assistant not $what after ${READY_TIMEOUT_S}s; see $LOG"
     sleep 1
   done

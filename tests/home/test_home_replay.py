@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from unittest import mock
 
@@ -18,15 +18,10 @@ import pytest_asyncio
 from atlas.testing.fake_anthropic import FakeAnthropic
 from atlas.turn import TurnRecord
 from tests.home.conftest import LiveHome
-from tests.replay.conftest import Parts, ReplaySession, load_parts
+from tests.replay.conftest import Parts, ReplaySession, anthropic, load_parts
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest.fixture(scope="module")
-def anthropic() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
+__all__ = ["anthropic"]  # the pytest fixture used here
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -11,6 +11,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -166,14 +167,26 @@ async def test_an_entity_that_does_not_exist(stage: HomeStage) -> None:
     assert outcome == "not_found" and "cellar door" in text
 
 
-async def test_a_refused_token_is_named_in_the_log_not_spoken(live_home: LiveHome) -> None:
-    bad = "not-a-valid-token-" + "x" * 40
-    stage = stage_for(live_home.url, bad)
+async def ask_faulty(
+    url: str | None, token: str | None, *texts: str, timeout_s: float = 5.0
+) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
+    """(outcome, line) per text, and the log lines; each turn must end within 10 s."""
+    stage = stage_for(url, token, timeout_s)
+    answers = []
     try:
         with capture_logs() as logs:
-            _, outcome, text = await ask(stage, "turn on the kitchen lights")
+            for text in texts:
+                async with asyncio.timeout(10):  # the turn never hangs
+                    _, outcome, line = await ask(stage, text)
+                answers.append((outcome, line))
     finally:
         await stage.aclose()
+    return answers, logs
+
+
+async def test_a_refused_token_is_named_in_the_log_not_spoken(live_home: LiveHome) -> None:
+    bad = "not-a-valid-token-" + "x" * 40
+    [(outcome, text)], logs = await ask_faulty(live_home.url, bad, "turn on the kitchen lights")
     assert outcome == "auth"
     assert text == "The house is refusing my requests just now, sir. Nothing has been changed."
     line = next(e for e in logs if e["event"] == "home.auth")
@@ -189,13 +202,9 @@ def _closed_port() -> int:
 
 async def test_home_assistant_stopped() -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
-    stage = stage_for(url, "t" * 40)
-    try:
-        with capture_logs() as logs:
-            _, outcome, text = await ask(stage, "turn off the kitchen lights")
-            _, outcome2, text2 = await ask(stage, "is the front door locked")
-    finally:
-        await stage.aclose()
+    [(outcome, text), (outcome2, text2)], logs = await ask_faulty(
+        url, "t" * 40, "turn off the kitchen lights", "is the front door locked"
+    )
     assert outcome == outcome2 == "unreachable"
     assert text == "The house is not answering just now, sir. Nothing has been changed."
     assert text2 == "The house is not answering just now, sir."
@@ -227,23 +236,18 @@ def slow_server() -> Iterator[str]:
 
 
 async def test_home_assistant_slower_than_the_deadline(slow_server: str) -> None:
-    stage = stage_for(slow_server, "t" * 40, timeout_s=0.3)
-    try:
-        async with asyncio.timeout(10):  # the turn never hangs
-            with capture_logs() as logs:
-                _, outcome, text = await ask(stage, "switch off the kitchen lights")
-    finally:
-        await stage.aclose()
+    [(outcome, text)], logs = await ask_faulty(
+        slow_server, "t" * 40, "switch off the kitchen lights", timeout_s=0.3
+    )
     assert outcome == "timeout"
     assert text == "The house is slow to answer, sir; I can't say whether that was done."
     assert any(e["event"] == "home.timeout" and "timeout_s" in e["fix"] for e in logs)
 
 
 async def test_no_home_assistant_configured() -> None:
-    stage = stage_for(None, None)
-    with capture_logs() as logs:
-        _, outcome, text = await ask(stage, "turn on the kitchen lights")
-        _, _, weather = await ask(stage, "what's the weather like tomorrow")
+    [(outcome, text), (_, weather)], logs = await ask_faulty(
+        None, None, "turn on the kitchen lights", "what's the weather like tomorrow"
+    )
     assert outcome == "not_configured"
     assert text == "I have no hand on the house's lights yet, sir."
     assert "weather" in weather and not CLAIMS.search(text)

@@ -13,11 +13,12 @@ import asyncio
 import contextlib
 import time
 import wave
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from atlas.app import Ears, build_ears, build_store
 from atlas.assistant import Assistant
@@ -41,6 +42,13 @@ REPLY_RATE = 22_050
 FRAME = 512
 FRAME_S = FRAME / RATE_IN
 FAKE_KEY = "sk-ant-test-replay-0000"
+
+
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[FakeAnthropic]:
+    """A fake Anthropic API on 127.0.0.1, one per test module."""
+    with FakeAnthropic() as fake:
+        yield fake
 
 
 def replay_settings(tmp: Path, anthropic_url: str) -> Settings:
