@@ -51,8 +51,9 @@ from atlas.settings import LatencyTargets
 from atlas.turn import TurnRecord
 
 SCHEMA = "atlas-bench/1"
-TIER_ORDER = ("skill", "local", "haiku", "agent")
-"""`skill`: answered by a deterministic local handler, no LLM (reported apart)."""
+TIER_ORDER = ("skill", "home", "local", "haiku", "agent")
+"""`skill`: answered by a deterministic local handler, no LLM (reported apart); `home`:
+a device request answered through Home Assistant (or its honest line)."""
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,10 @@ def test_stage_deltas_without_end_of_speech_is_empty() -> None:
 
 
 def test_stage_deltas_keys_are_the_documented_metrics_and_stages_exist() -> None:
-    assert set(stage_deltas(CLOUD_TS)) == {k for k, _ in METRICS}
+    assert set(stage_deltas(CLOUD_TS)) == {k for k, _ in METRICS} - {"home_call"}
+    assert stage_deltas({**CLOUD_TS, "home": CLOUD_TS["route"] + 0.05})["home_call"] == (
+        pytest.approx(50.0)
+    )
     assert set(CLOUD_TS) <= set(STAGES)
 
 
