@@ -221,6 +221,8 @@ class Assistant:
         async for item in self._router.respond(d):
             if isinstance(item, AnswerResult):
                 spoken.result = item
+                if item.home_at is not None:
+                    h.stamp("home", item.home_at)
             elif item:
                 h.stamp("first_token")
                 spoken.generated.append(item)

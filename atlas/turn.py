@@ -22,6 +22,7 @@ STAGES = (
     "end_of_turn",
     "transcript",
     "route",
+    "home",
     "filler_first_sample",
     "first_token",
     "first_chunk",

@@ -92,6 +92,7 @@ class SpeechFixture:
     snr_db: float | None = None
     split_words: bool = False  # synthesize word by word, WORD_GAP_S apart
     pause_s: float = 0.0  # > 0: the text's " ... " pieces are synthesized apart, this far
+    gap_s: float = TURN_GAP_S  # silence between turns
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,43 @@ SPEECH: tuple[SpeechFixture, ...] = (
     SpeechFixture(
         "noisy_timer_white_10db.wav", (TIMER,), piper(), "local", 0.7, noise="white", snr_db=10.0
     ),
+    # Device requests, replayed against the development Home Assistant (its demo home).
+    SpeechFixture(
+        "home_kitchen_lights_on.wav", ("Atlas, turn on the kitchen lights.",), piper(), "home", 0.7
+    ),
+    SpeechFixture(
+        "home_dim_living_room.wav",
+        ("Atlas, dim the living room lights to thirty percent.",),
+        piper(),
+        "home",
+        0.8,
+    ),
+    SpeechFixture(
+        "home_front_door_locked.wav", ("Atlas, is the front door locked?",), piper(1.1), "home", 0.6
+    ),
+    SpeechFixture(
+        "home_living_room_temperature.wav",
+        ("Atlas, what's the temperature in the living room?",),
+        piper(),
+        "home",
+        0.7,
+    ),
+    SpeechFixture(
+        "home_weather_tomorrow.wav",
+        ("Atlas, what's the weather like tomorrow?",),
+        piper(),
+        "home",
+        0.9,
+    ),
+    SpeechFixture(
+        "home_close_garage_door.wav",
+        ("Atlas, close the garage door.", "Yes, please."),
+        piper(),
+        "home",
+        0.8,
+        notes="the yes comes 6 s later, after ATLAS's question, inside the follow-up window",
+        gap_s=6.0,
+    ),
 )
 
 NON_SPEECH: tuple[NonSpeechFixture, ...] = (
@@ -410,7 +448,7 @@ def render_speech(spec: SpeechFixture, synth: Synthesizer) -> Rendered:
     pos = len(pieces[0])
     for i, text in enumerate(spec.turns):
         if i:
-            pieces.append(silence(TURN_GAP_S))
+            pieces.append(silence(spec.gap_s))
             pos += len(pieces[-1])
         if spec.pause_s > 0:
             parts: list[Audio] = []

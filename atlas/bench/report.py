@@ -64,8 +64,9 @@ from atlas.turn import TurnRecord
 SCHEMA = "atlas-bench/2"
 CLOCK_GAP_FLAG_MS = 50.0
 """A turn whose clock-based and audio-based first sound differ by more is flagged."""
-TIER_ORDER = ("skill", "local", "haiku", "agent")
-"""`skill`: answered by a deterministic local handler, no LLM (reported apart)."""
+TIER_ORDER = ("skill", "home", "local", "haiku", "agent")
+"""`skill`: answered by a deterministic local handler, no LLM (reported apart); `home`:
+a device request answered through Home Assistant (or its honest line)."""
 
 
 @dataclass(frozen=True)

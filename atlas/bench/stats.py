@@ -17,6 +17,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("end_of_turn", "end of speech -> end-of-turn decision"),
     ("stt_wait", "end-of-turn -> transcript (STT not hidden by the hangover)"),
     ("routing", "transcript -> route decided"),
+    ("home_call", "route decided -> Home Assistant answered (device requests)"),
     ("filler_first_sample", "end of speech -> first filler sample"),
     ("first_token", "end of speech -> first LLM token"),
     ("first_chunk", "end of speech -> first speakable chunk"),
@@ -61,6 +62,8 @@ def stage_deltas(timestamps: Mapping[str, float]) -> dict[str, float]:
         out["stt_wait"] = max(0.0, (tr - eot) * 1000.0)
     if tr is not None and route is not None:
         out["routing"] = (route - tr) * 1000.0
+    if route is not None and "home" in timestamps:
+        out["home_call"] = (timestamps["home"] - route) * 1000.0
     sounds = [
         v for v in (since("filler_first_sample"), since("first_answer_sample")) if v is not None
     ]

@@ -45,6 +45,13 @@ FRAME_S = FRAME / RATE_IN
 FAKE_KEY = "sk-ant-test-replay-0000"
 
 
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[FakeAnthropic]:
+    """A fake Anthropic API on 127.0.0.1, one per test module."""
+    with FakeAnthropic() as fake:
+        yield fake
+
+
 def replay_settings(tmp: Path, anthropic_url: str) -> Settings:
     """The shipped config, with the ledger in `tmp`, the cloud at the fake, quick retries,
     and a breaker that opens on ONE counted failure (so a wrongly counted barge-in shows)."""
@@ -90,12 +97,6 @@ async def load_parts(tmp: Path, anthropic: FakeAnthropic) -> Parts:
     persona = Persona(settings.persona)
     fillers = FillerCache(persona, tts, settings.persona.fillers)
     return Parts(settings, ears, brain, tts, fillers, persona, anthropic)
-
-
-@pytest.fixture(scope="module")
-def anthropic() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

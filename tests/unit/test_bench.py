@@ -166,9 +166,12 @@ def test_stage_deltas_without_end_of_speech_is_empty() -> None:
 
 
 def test_stage_deltas_keys_are_the_documented_metrics_and_stages_exist() -> None:
-    clocks = {k for k, _ in METRICS if not k.startswith("heard_")}  # the rest: from audio
+    clocks = {k for k, _ in METRICS if not k.startswith("heard_")} - {"home_call"}
     assert set(stage_deltas(CLOUD_TS)) == clocks
-    assert set(sample("haiku", CLOUD_TS).metrics) == {k for k, _ in METRICS}
+    assert set(sample("haiku", CLOUD_TS).metrics) == {k for k, _ in METRICS} - {"home_call"}
+    assert stage_deltas({**CLOUD_TS, "home": CLOUD_TS["route"] + 0.05})["home_call"] == (
+        pytest.approx(50.0)
+    )
     assert set(CLOUD_TS) <= set(STAGES)
 
 
