@@ -137,7 +137,16 @@ def _router(
         agent_steps=settings.llm.agent_loop.max_steps,
         stages=request_stages(),
         home=home,
+        local_declines=local_declines(settings, clients.get("local")),
     )
+
+
+def local_declines(settings: Settings, local: LLMClient | None) -> bool:
+    """Whether cloud-meant questions get an honest line instead of the local model."""
+    choice = settings.llm.local.decline_questions
+    if choice == "auto":
+        return isinstance(local, EmbeddedLlamaClient)
+    return choice == "yes"
 
 
 def request_stages() -> list[RequestStage]:

@@ -30,6 +30,7 @@ LineKind = Literal[
     "no_answer",
     "safety",
     "legal",
+    "unsure",
 ]
 LINE_KINDS: tuple[LineKind, ...] = get_args(LineKind)
 

@@ -111,9 +111,10 @@ _FORECAST = re.compile(
 # Words from which a sentence in progress might still turn into a claim: a text held
 # by the guard from the first of these on (see atlas.honesty.guard).
 RISKY_WORDS = re.compile(
-    rf"\b(?:{_VERBS}|{_ANY_NOUN}|done|playing|now|consider|coming|sunny|rain\w*|snow\w*|"
+    rf"\b(?:{_VERBS}|done|playing|now|consider|coming|sunny|rain\w*|snow\w*|"
     r"cloudy|forecast|degrees|tomorrow|tonight|showers?|storms?|windy|starting|beginning|"
     r"ticking|counting)\b"
+    rf"|\b(?:the|your|my|our|all the|both)\s+(?:\w+\s+){{0,2}}?(?:{_ANY_NOUN})\b"
 )
 
 

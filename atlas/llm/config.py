@@ -27,6 +27,11 @@ class LocalLLMConfig:
     threads: int = bounded(2, 1, 64)
     temperature: float = bounded(0.2, 0.0, 2.0)
     max_tokens: int = bounded(96, 8, 4096)
+    decline_questions: str = choice("auto", "auto", "yes", "no")
+    """Questions of fact, and questions meant for a cloud tier, answered locally (no
+    key, budget spent, breaker open): yes = an honest "I'd rather not guess" line
+    instead of the local model's answer; auto = yes for the embedded model (too small
+    to be right about facts), no for an Ollama/OpenAI-compatible server."""
     connect_timeout_s: float = bounded(2.0, 0.1, 60.0)
     timeout_s: float = bounded(60.0, 1.0, 600.0)
 
@@ -181,6 +186,8 @@ class PersonaConfig:
     """Said for a health or danger worry when no careful answer is available."""
     legal: tuple[str, ...] = ()
     """Said for legal trouble when no careful answer is available."""
+    unsure: tuple[str, ...] = ()
+    """Said instead of a small local model's guess at a question of substance."""
     never_say: tuple[str, ...] = ()
     """Phrases ATLAS must never say (checked on its own lines and on answers)."""
     forbidden_words: tuple[str, ...] = ("model", "cloud", "tier", "API", "budget")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from atlas.llm.base import (
 )
 from atlas.llm.breaker import CloudBreaker
 from atlas.llm.budget import BudgetLedger, CallRecord, CallStatus, Reservation
-from atlas.llm.classifier import Classification, Classifier
+from atlas.llm.classifier import Classification, Classifier, normalise
 from atlas.llm.config import CloudTierConfig
 from atlas.llm.memory import ConversationMemory
 from atlas.llm.model_check import model_gone_warning
@@ -56,7 +57,13 @@ GUARD_POLICIES: dict[Tier, GuardPolicy] = {
     "haiku": GuardPolicy(max_sentences=6, max_words=120),
     "agent": GuardPolicy(max_sentences=8, max_words=160, exempt=frozenset({"timers"})),
 }
-_CHARS_PER_TOKEN_WORST = 3.0  # conservative: English averages ~4 characters per token
+_CHARS_PER_TOKEN_WORST = 3.0
+# A question of fact (after the skills and request stages had their turn): a small
+# local model would only guess at it.
+_QUESTION_OF_FACT = re.compile(
+    r"^(?:what|who|whom|whose|when|where|why|how|which|is|are|was|were|does|do|did|can|"
+    r"could|should|would|will|tell me (?:about|what|who|how|why|when|where))\b"
+)  # conservative: English averages ~4 characters per token
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,7 @@ class Router:
         stages: Sequence[RequestStage] = (),
         guard_policies: Mapping[Tier, GuardPolicy] | None = None,
         home: HomeStage | None = None,
+        local_declines: bool = False,
     ) -> None:
         self._classifier = classifier
         self._skills = skills
@@ -152,6 +160,8 @@ class Router:
         self._stages = tuple(stages)
         """Consulted after the skills, before any model (Home Assistant, the gate)."""
         self._policies = dict(guard_policies if guard_policies is not None else GUARD_POLICIES)
+        self._local_declines = local_declines
+        """Questions meant for a cloud tier get the `unsure` line, not a local guess."""
 
     async def prime(self, text: str) -> None:
         """Warm the local model's prompt cache for a probable query (no side effects).
@@ -233,7 +243,9 @@ class Router:
 
         A safety worry the careful tier cannot take gets the safety line (a small local
         model must not improvise medical or legal advice); anything else goes past the
-        request stages, which answer what ATLAS can do or honestly say it cannot.
+        request stages, which answer what ATLAS can do or honestly say it cannot; and a
+        question the small local model would have to guess at (`local_declines`: one
+        meant for a cloud tier, or any question of fact) gets the `unsure` line.
         """
         if c.stage == "safety":
             if tier != "local":
@@ -249,6 +261,9 @@ class Router:
                 continue
             if answer is not None:
                 return answer
+        guess = c.tier in CLOUD_TIERS or bool(_QUESTION_OF_FACT.match(normalise(text)))
+        if self._local_declines and tier == "local" and guess:
+            return SkillAnswer(self._persona.line("unsure"), "decline:unsure")
         return None
 
     def _apply_state(self, c: Classification, mode: str) -> tuple[Tier, str | None, str | None]:

@@ -707,6 +707,9 @@ async def test_no_key_answers_everything_locally_without_a_failure_line(
         assert d.tier == "local" and d.lead_line is None and not d.wants_filler
         pieces, result = await rig.ask(q)
         check_in_persona(rig, result, pieces)
+        if d.stage == "safety":  # no careful tier: the safety line, never the small model
+            assert result.answered_by == "persona" and "911" in result.text
+            continue
         assert (result.answered_by, result.text) == ("local", LOCAL_REPLY)
         if d.wanted != "local":
             assert result.decision.downgrade == "no_key"

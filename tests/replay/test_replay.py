@@ -103,7 +103,7 @@ async def test_local_command_is_answered_locally_without_filler(
     rec = records[0]
     assert close_enough(fixture_row(name)["text"], rec.transcript), rec.transcript
     assert rec.addressed and rec.interrupted is None
-    assert rec.tier in ("local", "skill", "home") and rec.wanted == "local"
+    assert rec.tier in ("local", "skill", "home", "persona") and rec.wanted == "local"
     assert rec.answer.strip() and rec.heard == " ".join(rec.heard.split())
     # No Poker Face for local turns: not a single filler sample.
     assert rec.filler is None and "filler_first_sample" not in rec.timestamps
@@ -145,7 +145,7 @@ async def test_two_turns_in_one_file(parts: Parts, tmp_path: Path) -> None:
     assert [r.addressed for r in records] == [True, True]
     assert close_enough("what time is it", records[0].transcript.split(",", 1)[-1])
     assert "lights" in records[1].transcript.lower()
-    assert all(r.tier in ("local", "skill", "home") and r.filler is None for r in records)
+    assert all(r.tier in ("local", "skill", "home", "persona") and r.filler is None for r in records)
     assert_answer_audible(session)
     assert_ordered_without_overlap(session)
 

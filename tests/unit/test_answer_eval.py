@@ -96,10 +96,11 @@ def test_the_report_gives_rates_per_check_and_the_failures(grader: AnswerGrader)
 async def test_the_frozen_set_passes_on_every_deterministic_path(
     tmp_path: Path, settings: Settings, grader: AnswerGrader
 ) -> None:
-    """Skills, the capability gate and the safety line answer without a model; whatever
-    reaches the (scripted) model is a plain, clean sentence. Everything must pass."""
+    """Skills, the capability gate, the safety line and the small model's honest decline
+    answer without a model; whatever reaches the (scripted) model is a plain, clean
+    sentence. Everything must pass."""
     local = ScriptedLocal("I am Atlas, at your service.")
-    router, ledger, timers = make_router(tmp_path, settings, local)
+    router, ledger, timers = make_router(tmp_path, settings, local, local_declines=True)
     live = AnswerGrader(Persona(settings.persona), router.now)
     try:
         report = EvalReport()
@@ -116,3 +117,10 @@ async def test_the_frozen_set_passes_on_every_deterministic_path(
     finally:
         ledger.close()
         await timers.aclose()
+
+
+def test_a_question_of_fact_is_right_or_honestly_declined(grader: AnswerGrader) -> None:
+    row = EvalRow("who wrote Pride and Prejudice", "knowledge", "fact:Austen")
+    assert grader.grade(row, "Jane Austen.", "haiku").passed
+    assert grader.grade(row, "I'd rather not guess at that one, I'm afraid.", "persona").passed
+    assert grader.grade(row, "Elizabeth Bennet, I'm not sure.", "local").failed == ["correct"]

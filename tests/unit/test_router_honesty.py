@@ -85,6 +85,7 @@ def make_router(
     settings: Settings,
     local: LLMClient,
     cloud: dict[Tier, LLMClient] | None = None,
+    local_declines: bool = False,
 ) -> tuple[Router, BudgetLedger, TimerService]:
     timers = TimerService()
     ledger = BudgetLedger(
@@ -101,6 +102,7 @@ def make_router(
         memory=ConversationMemory(MemoryConfig()),
         now=lambda: datetime(2026, 12, 2, 15, 20, tzinfo=UTC),
         stages=[CapabilityGate()],
+        local_declines=local_declines,
     )
     return router, ledger, timers
 
@@ -225,3 +227,19 @@ async def test_the_start_up_lookup_switches_off_an_unknown_model(settings: Setti
     assert "llm.anthropic.agent.model" in disabled[0][1]
     nowhere = AnthropicConfig(base_url="http://127.0.0.1:9", haiku=HAIKU, agent=AGENT)
     assert await probe_model(nowhere, "k", HAIKU.model, 2.0) is not None  # unreachable
+
+
+async def test_a_small_local_model_declines_questions_meant_for_the_cloud(
+    tmp_path: Path, settings: Settings
+) -> None:
+    local = ScriptedLocal("The author is Elizabeth Bennet.")
+    router, ledger, timers = make_router(tmp_path, settings, local, local_declines=True)
+    try:
+        text, result = await answer(router, "who wrote the novel Pride and Prejudice then")
+        assert local.calls == 0 and result.answered_by == "persona"
+        assert text in settings.persona.unsure
+        text, _ = await answer(router, "hmm")  # short: meant for the local tier anyway
+        assert local.calls == 1
+    finally:
+        ledger.close()
+        await timers.aclose()
