@@ -40,7 +40,7 @@ DEFAULT_DOMAINS = (
 class HomeAssistantConfig:
     url: str | None = None
     """Home Assistant's base URL, e.g. http://homeassistant.local:8123 (HA_URL overrides)."""
-    timeout_s: float = bounded(1.5, 0.1, 30.0)
+    timeout_s: float = bounded(1.0, 0.1, 30.0)
     """Deadline for one device request (every call it makes); then an honest line."""
     allowed_domains: tuple[str, ...] = DEFAULT_DOMAINS
     """Domains the agent tier may read and act on."""
