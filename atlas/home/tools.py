@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from atlas.home.client import EntityState, HomeClient, HomeError
+from atlas.home.resolve import is_sensitive
 from atlas.home.speech import describe
-from atlas.home.stage import HomeStage, is_sensitive
+from atlas.home.stage import HomeStage
 from atlas.llm.tools import Tool, ToolSpec
 from atlas.skills.tools import SkillTool
 
