@@ -92,6 +92,8 @@ def home_tools(home: HomeStage) -> list[Tool]:
         entity_id = check_entity(args.get("entity_id"))
         if not isinstance(domain, str) or domain not in allowed:
             raise ValueError(f"domain {domain!r} is not allowed")
+        if entity_id.split(".", 1)[0] != domain:
+            raise ValueError(f"{entity_id} is not in domain {domain}")
         if not isinstance(service, str) or not service.replace("_", "").isalnum():
             raise ValueError("service must be a name like 'turn_on'")
         extra = args.get("data") or {}
