@@ -5,7 +5,9 @@ answer: a deterministic skill, the local model, or a cloud tier guarded by the b
 (a reservation of the call's worst case), the tier's circuit breaker and a first-token
 deadline. Before any answer text has been produced, a cloud failure falls back to the
 local model with an in-persona line; after that, the provider is never switched and a
-failure ends the answer with a persona line. Nothing raises out of `respond()`.
+failure ends the answer with a persona line. A device request (`RouteDecision.home`) goes
+to the home stage (atlas.home) first; only what Home Assistant did not recognise goes on
+to the tiers. Nothing raises out of `respond()`.
 """
 
 from __future__ import annotations
