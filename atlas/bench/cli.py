@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         settings = load_settings(args.config)
-        configure_logging("warning", settings.logging.format)
+        configure_logging("error", settings.logging.format)  # the table is the output
         text, data, measured = _run_mode(args, settings)
     except (SettingsError, ModelError, ValueError, RuntimeError) as e:
         print(f"atlas bench: {e}", file=sys.stderr)

@@ -144,26 +144,33 @@ def replies(
     speech: InputSpeech,
     reply: npt.NDArray[np.floating],
     rate: int,
-    answer_segments: Sequence[tuple[float, float]],
+    segments: Sequence[tuple[str, float, float]],
     level_dbfs: float = DEFAULT_LEVEL_DBFS,
 ) -> list[HeardReply]:
-    """For each utterance, the first audible reply after it began and before the next
-    one began. `answer_segments` are (start_s, end_s) of the answer's audio on the same
-    timeline (the filler's are left out), to tell the answer's first sound apart."""
+    """For each utterance, the first audible sample of what ATLAS began to play after it
+    began and before the next one began. `segments` are (label, start_s, end_s) of what
+    was played, on the same timeline: a reply to an earlier utterance still playing is
+    not this one's; "answer" segments tell the answer's first sound from the filler's."""
     amp = level_amplitude(level_dbfs)
     out: list[HeardReply] = []
     spans = speech.spans
     for i, span in enumerate(spans):
-        until = spans[i + 1].start_s if i + 1 < len(spans) else None
-        sound = first_audible(reply, rate, amp, span.start_s, until)
-        answer: float | None = None
-        for a, b in sorted(answer_segments):
-            lo = max(a, span.start_s)
-            hi = b if until is None else min(b, until)
-            if hi <= lo:
-                continue
-            answer = first_audible(reply, rate, amp, lo, hi)
-            if answer is not None:
-                break
+        until = spans[i + 1].start_s if i + 1 < len(spans) else math.inf
+        mine = sorted((s for s in segments if span.start_s <= s[1] < until), key=lambda s: s[1])
+        sound = _first_in(reply, rate, amp, mine)
+        answer = _first_in(reply, rate, amp, [s for s in mine if s[0] == "answer"])
         out.append(HeardReply(i, span.end_s, sound, answer))
     return out
+
+
+def _first_in(
+    reply: npt.NDArray[np.floating],
+    rate: int,
+    amp: float,
+    segments: Sequence[tuple[str, float, float]],
+) -> float | None:
+    for _, a, b in segments:
+        at = first_audible(reply, rate, amp, a, b)
+        if at is not None:
+            return at
+    return None

@@ -322,12 +322,12 @@ class PipelineRunner:
                 wait_for_timers=False,
             )
         finally:
-            answers = [(s.start_s, s.end_s) for s in sink.segments if s.label == "answer"]
+            played = [(s.label or "audio", s.start_s, s.end_s) for s in sink.segments]
             await sink.aclose()
         self.stack.brain.timers.cancel("all")  # the next file must not hear them ring
         reply, rate = _read_reply(reply_path)
         speech = input_speech(path, audio.samples, self.known)
-        heard = replies(speech, reply, rate, answers, self.level_dbfs)
+        heard = replies(speech, reply, rate, played, self.level_dbfs)
         samples = self._samples(path, repeat, records, start + lead, speech, heard, variant)
         if variant.name == "main" and repeat >= 0:
             self._keep_if_slowest(samples, speech, audio.samples, reply, rate)

@@ -35,6 +35,7 @@ from atlas.bench.pipeline import (
 )
 from atlas.bench.report import PipelineReport, TurnSample, format_pipeline
 from atlas.daemon import build_stack
+from atlas.llm.embedded import EmbeddedLlamaClient
 from atlas.modelstore import package_folder
 from atlas.settings import Settings, load_secrets
 from atlas.testing.llama_server import llama_server
@@ -180,7 +181,7 @@ async def _server_run(
 ) -> dict[str, Any]:
     """The local-model files again, with the real llama.cpp server as the local tier."""
     skipped = {"ratio": None, "skipped": True}
-    if runner.stack.brain.local_backend.split(":")[0] != "embedded":
+    if not isinstance(runner.stack.brain.clients.get("local"), EmbeddedLlamaClient):
         return {**skipped, "note": "skipped: the local tier is not the embedded model"}
     if not files:
         return {**skipped, "note": "skipped: no local-model turns in the main run"}

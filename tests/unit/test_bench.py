@@ -261,12 +261,15 @@ def test_replies_are_found_per_utterance_and_early_ones_are_negative() -> None:
     rate = 1000
     speech = InputSpeech((SpeechSpan(0.5, 2.0), SpeechSpan(4.0, 5.0)), "test")
     reply = np.zeros(8000, np.float32)
-    reply[1500:1700] = 0.5  # starts 500 ms BEFORE the first utterance ended
-    reply[5600:6000] = 0.5  # 600 ms after the second
-    got = replies(speech, reply, rate, [(1.5, 1.7), (5.6, 6.0)])
+    reply[1500:1700] = 0.5  # starts 500 ms BEFORE the first utterance ended ...
+    reply[3900:4300] = 0.5  # ... and goes on past the second's start
+    reply[5600:6000] = 0.5  # the second's reply: 600 ms after it ended
+    played = [("answer", 1.5, 1.7), ("answer", 3.8, 4.3), ("filler", 5.6, 5.8)]
+    played += [("answer", 5.8, 6.0)]
+    got = replies(speech, reply, rate, played)
     assert got[0].first_sound_ms == pytest.approx(-500)  # never clipped to 0
-    assert got[1].first_sound_ms == pytest.approx(600)
-    assert got[1].first_answer_ms == pytest.approx(600)
+    assert got[1].first_sound_ms == pytest.approx(600)  # not the first reply's tail
+    assert got[1].first_answer_ms == pytest.approx(800)
     silent = replies(speech, np.zeros(8000, np.float32), rate, [])
     assert silent[0].first_sound_ms is None
 
