@@ -178,10 +178,12 @@ class Conversation:
             await self._on_utterance(event, sequential)
 
     async def _speculate(self, audio: Samples) -> Transcript:
-        """Transcribe the audio so far; if it is for ATLAS, warm the local model's prompt
-        cache with it while the hangover still runs (the turn may yet go on)."""
+        """Transcribe the audio so far; if it is for ATLAS and the pause must go on a
+        while (the words are not complete), warm the local model's prompt cache with it.
+        A complete request ends the turn at once: priming then would only compete with
+        the answer for the CPU."""
         transcript = await self._ears.transcriber.transcribe(audio)
-        if not transcript.is_empty:
+        if self._judge_text(transcript.text) not in (None, Completeness.COMPLETE):
             self._prime = asyncio.create_task(self._assistant.prime(transcript.text))
         return transcript
 
@@ -210,7 +212,9 @@ class Conversation:
         """None: no judgement possible (STT failed, or heard nothing): default hangover."""
         if task.cancelled() or task.exception() is not None:
             return None
-        text = task.result().text
+        return self._judge_text(task.result().text)
+
+    def _judge_text(self, text: str) -> Completeness | None:
         if not text.strip():
             return None
         request = self._assistant.request_text(text)
