@@ -434,6 +434,9 @@ async def run_pipeline(
     """A short warm-up, then `repeats` passes over the files; turns go into `report`.
 
     `extras` (the side-by-side comparisons) runs with the same built stack afterwards."""
+    # A bad file is one line before any model is loaded.
+    limit = settings.file_input.max_duration_s
+    audios = {p: decode_audio(p, limit) for p in options.files}
     with (
         cloud_backend(settings, secrets, options.live, options.profile) as (s, sec, cloud),
         tempfile.TemporaryDirectory(prefix="atlas-bench-replies-") as tmp,
@@ -450,7 +453,6 @@ async def run_pipeline(
                 level_dbfs=options.level_dbfs,
                 workdir=Path(tmp),
             )
-            audios = {p: decode_audio(p, s.file_input.max_duration_s) for p in options.files}
             if options.warmup:
                 for path in options.files[:WARMUP_FILES]:
                     await runner.run_file(path, audios[path], -1)
