@@ -102,6 +102,9 @@ class LatencyTargets:
     skill_voice_to_voice_p50: float = bounded(750.0, 0.0, 60000.0)
     """The same for turns a deterministic skill answers (time, timers, arithmetic)."""
     skill_voice_to_voice_p95: float = bounded(1100.0, 0.0, 60000.0)
+    home_voice_to_voice_p50: float = bounded(750.0, 0.0, 60000.0)
+    """The same for device requests answered through Home Assistant (or its honest line)."""
+    home_voice_to_voice_p95: float = bounded(1100.0, 0.0, 60000.0)
     cloud_filler_p50: float | None = 600.0
     """End of speech -> first audible filler sample, cloud tiers, from the audio. None:
     derived as endpointer.hangover_ms + measured STT p50 + cloud_filler_margin."""
@@ -114,6 +117,10 @@ class LatencyTargets:
     """STT wall time for a ~2 s spoken command (p50)."""
     vad_frame_cpu: float = bounded(0.3, 0.0, 32.0)
     """VAD + endpointer CPU per 32 ms frame."""
+    idle_cpu_percent: float = bounded(5.0, 0.0, 200.0)
+    """The warm daemon on a quiet room: % of one core (not ms)."""
+    idle_rss_mb: float = bounded(2048.0, 0.0, 65536.0)
+    """... and its resident memory (MB, not ms)."""
 
 
 @dataclass(frozen=True)

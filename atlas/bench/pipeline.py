@@ -387,6 +387,33 @@ class PipelineRunner:
         return out
 
 
+IDLE_S = 20.0
+"""Seconds of near-silence replayed through the whole daemon to measure its idle cost."""
+
+
+async def measure_idle(runner: PipelineRunner, seconds: float = IDLE_S) -> dict[str, float]:
+    """The warm daemon listening to a quiet room (real-time pace, through the same loop):
+    CPU as % of one core (the whole process: model threads included) and its RSS."""
+    rng = np.random.default_rng(0)
+    quiet = (rng.standard_normal(int(seconds * SAMPLE_RATE)) * 1e-4).astype(np.float32)
+    audio = DecodedAudio(quiet, SAMPLE_RATE, 1, seconds, ())
+    c0, w0 = time.process_time(), time.perf_counter()
+    await runner.run_file(Path("idle.wav"), audio, -1)
+    cpu = 100 * (time.process_time() - c0) / (time.perf_counter() - w0)
+    return {"seconds": seconds, "cpu_percent_of_a_core": round(cpu, 2), "rss_mb": _rss_mb()}
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process now (MB), from /proc; 0 where there is none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
 def _utterance_at(speech: InputSpeech, t: float) -> int | None:
     """The utterance whose window [its start, the next one's start) holds file time t."""
     found = None
@@ -468,6 +495,7 @@ async def run_pipeline(
                     options.out_dir,
                 )
             )
+            report.idle = await measure_idle(runner)
             if extras is not None:
                 await extras(runner, audios)
             report.slowest = runner.slowest

@@ -36,6 +36,7 @@ JSON schema (``atlas bench --json FILE``), version ``atlas-bench/2``::
         "rtf": {"stt": float | null, "tts": float | null},
         "cost_usd": float
       },
+      "idle": {"seconds": float, "cpu_percent_of_a_core": float, "rss_mb": float},
       "talked_over": [{"file", "repeat", "tier", "transcript", "heard_first_sound_ms"}],
       "clock_disagreements": [{..., "clock_gap_ms": float}],    # |gap| > 50 ms
       "comparisons": {name: {"ratio": float | null, "note": str, ...details}},
@@ -226,6 +227,8 @@ class PipelineReport:
     extra_measured: dict[str, float] = field(default_factory=dict)
     slowest: Any = None
     """pipeline.Slowest: the slowest turn with both recordings, for the waveform plot."""
+    idle: dict[str, float] = field(default_factory=dict)
+    """The warm daemon on a quiet room: cpu_percent_of_a_core, rss_mb, seconds."""
 
     def stt_dist(self) -> Dist:
         return Dist.of([t.stt_ms for t in self.turns if t.stt_ms is not None])
@@ -239,7 +242,7 @@ class PipelineReport:
         """The figures `--check` knows by target name (voice-to-voice from the audio)."""
         tiers = tier_summary(self.turns)
         out: dict[str, float] = dict(self.extra_measured)
-        for tier in ("skill", "local"):
+        for tier in ("skill", "home", "local"):
             if tier in tiers:
                 d = tiers[tier]["heard_first_answer"]
                 out[f"{tier}_voice_to_voice_p50"] = d.p50
@@ -255,6 +258,9 @@ class PipelineReport:
         if stt.n:
             out["stt_p50"] = stt.p50
             out["stt_2s_command"] = stt.p50
+        if self.idle:
+            out["idle_cpu_percent"] = self.idle["cpu_percent_of_a_core"]
+            out["idle_rss_mb"] = self.idle["rss_mb"]
         return out
 
     def talked_over(self) -> list[TurnSample]:
@@ -289,6 +295,7 @@ class PipelineReport:
                 "rtf": {"stt": _num(self.stt_rtf(), 4), "tts": _num(self.tts_rtf, 4)},
                 "cost_usd": round(sum(t.record.cost_usd for t in self.turns), 6),
             },
+            "idle": self.idle,
             "talked_over": [_where(t) for t in self.talked_over()],
             "clock_disagreements": [
                 {**_where(t), "clock_gap_ms": round(t.clock_gap_ms or 0.0, 1)}
@@ -335,6 +342,12 @@ def format_pipeline(report: PipelineReport) -> str:
             for t in gaps[:10]
         )
     )
+    if report.idle:
+        i = report.idle
+        lines.append(
+            f"  idle after warm-up ({i['seconds']:.0f} s of a quiet room through the daemon's"
+            f" loop): {i['cpu_percent_of_a_core']:.1f}% of one core, RSS {i['rss_mb']:.0f} MB"
+        )
     stt = report.stt_dist()
     lines.append(
         f"  STT engine time p50 {_fmt(stt.p50)} ms, p95 {_fmt(stt.p95)} ms (n={stt.n});"
