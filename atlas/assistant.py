@@ -18,13 +18,14 @@ import structlog
 from atlas.filler import FillerCache
 from atlas.llm.router import AnswerResult, RouteDecision, Router
 from atlas.persona import Persona
-from atlas.turn import TurnHandle, TurnRecord
+from atlas.turn import Floor, TurnHandle, TurnRecord
 from atlas.wake import WakeGate
 from voice.chunker import SentenceChunker, chunks
 from voice.config import ChunkerConfig
 from voice.listener import Heard
 from voice.sinks import AudioSink, PlaybackMark
 from voice.tts import Synthesizer
+from voice.types import Samples
 
 log = structlog.get_logger("atlas.assistant")
 
@@ -67,6 +68,8 @@ class Assistant:
         persona: Persona,
         chunker: ChunkerConfig,
         clock: Callable[[], float] = time.monotonic,
+        filler: bool = True,
+        stream_tts: bool = True,
     ) -> None:
         self._router = router
         self._tts = tts
@@ -76,8 +79,12 @@ class Assistant:
         self._persona = persona
         self._chunker = chunker
         self._clock = clock
+        self._filler_on = filler
+        self._stream_tts = stream_tts
         self._turns = 0
         self._current: TurnHandle | None = None
+        self._audible_at: float | None = None
+        self._floor = Floor()
 
     def with_sink(self, sink: AudioSink, wake: WakeGate) -> Assistant:
         """The same assistant (router, voice, cached fillers) speaking into another sink,
@@ -91,7 +98,34 @@ class Assistant:
             persona=self._persona,
             chunker=self._chunker,
             clock=self._clock,
+            filler=self._filler_on,
+            stream_tts=self._stream_tts,
         )
+
+    def variant(self, *, filler: bool, stream_tts: bool) -> Assistant:
+        """The same assistant with the filler off, or the whole answer synthesized before
+        the first sound: the benchmark's side-by-side comparisons."""
+        other = self.with_sink(self._sink, self._wake)
+        other._filler_on = filler
+        other._stream_tts = stream_tts
+        return other
+
+    @property
+    def answer_audible_at(self) -> float | None:
+        """When the latest turn's first sound (filler or answer) was heard, if it was."""
+        return self._audible_at
+
+    def share_floor(self, floor: Floor) -> None:
+        """The conversation's view of whether the person is talking right now."""
+        self._floor = floor
+
+    def addresses(self, transcript: str) -> bool:
+        """Would this transcript be for ATLAS now (wake phrase, follow-up window)?"""
+        return self._wake.check(transcript).addressed
+
+    def request_text(self, transcript: str) -> str:
+        """What was asked, without the wake phrase (empty when only the phrase was said)."""
+        return self._wake.request_text(transcript)
 
     @property
     def busy(self) -> bool:
@@ -104,7 +138,9 @@ class Assistant:
             self._current.cancel(reason)
         self._sink.clear()
 
-    async def handle(self, heard: Heard) -> TurnRecord:
+    async def handle(self, heard: Heard, *, live: bool = True) -> TurnRecord:
+        """One turn. `live`: the input runs in real time, so when the speech began can be
+        set against when ATLAS was audible (the echo guard); a fast replay cannot."""
         h = self._new_turn(heard.transcript.text)
         u = heard.utterance
         hang = u.end_of_turn_s - u.last_voiced_s
@@ -112,7 +148,8 @@ class Assistant:
         h.stamp("speech_end", u.decided_at - hang)
         h.stamp("end_of_turn", u.decided_at)
         h.stamp("transcript", heard.transcript_at)
-        addressed = self._wake.check(heard.transcript.text)
+        started = h.stamps["speech_start"] if live else None
+        addressed = self._wake.check(heard.transcript.text, started_at=started)
         if not addressed.addressed:
             log.info(
                 "turn.ignored", turn=h.number, why=addressed.reason, text=heard.transcript.text
@@ -146,6 +183,7 @@ class Assistant:
 
     def _new_turn(self, transcript: str) -> TurnHandle:
         self._turns += 1
+        self._audible_at = None
         return TurnHandle(self._turns, transcript, self._clock)
 
     async def _run(self, h: TurnHandle, decision: RouteDecision) -> TurnRecord:
@@ -168,12 +206,13 @@ class Assistant:
             self._current = None
 
     async def _speak_answer(self, h: TurnHandle, d: RouteDecision, spoken: _Spoken) -> None:
-        if d.wants_filler:
+        if d.wants_filler and self._filler_on:
             filler = self._fillers.pick()
-            mark = await self._sink.write(filler.audio, filler.sample_rate, label="filler")
+            mark = await self._first_write(filler.audio, filler.sample_rate, "filler")
             h.stamp("filler_first_sample", mark.first_sample_at)
+            self._audible_at = mark.first_sample_at
             spoken.filler = filler.text
-            self._wake.remember_said(filler.text)
+            self._wake.remember_played(filler.text, mark.first_sample_at, mark.end_at)
         await self._speak_text(h, self._answer_deltas(h, d, spoken), spoken)
 
     async def _answer_deltas(
@@ -182,6 +221,8 @@ class Assistant:
         async for item in self._router.respond(d):
             if isinstance(item, AnswerResult):
                 spoken.result = item
+                if item.home_at is not None:
+                    h.stamp("home", item.home_at)
             elif item:
                 h.stamp("first_token")
                 spoken.generated.append(item)
@@ -196,13 +237,28 @@ class Assistant:
                 h.stamp("first_chunk")
                 yield chunk
 
-        async for piece in self._tts.stream(stamped()):
-            mark = await self._sink.write(piece.audio, piece.sample_rate, label="answer")
+        async def whole() -> AsyncIterator[str]:
+            text = " ".join([c async for c in stamped()])
+            if text:
+                yield text
+
+        async for piece in self._tts.stream(stamped() if self._stream_tts else whole()):
+            mark = await self._first_write(piece.audio, piece.sample_rate, "answer")
             h.stamp("first_answer_sample", mark.first_sample_at)
+            if self._audible_at is None:
+                self._audible_at = mark.first_sample_at
             spoken.pieces.append((piece.text, mark))
+            self._wake.remember_played(piece.text, mark.first_sample_at, mark.end_at)
         await self._sink.wait_for_playout()
         if spoken.pieces:
             h.stamp("last_sample", spoken.pieces[-1][1].end_at)
+
+    async def _first_write(self, audio: Samples, rate: int, label: str) -> PlaybackMark:
+        """Write to the sink; the turn's first sound waits while the person is talking."""
+        if self._audible_at is None and not self._floor.quiet:
+            log.info("floor.wait", label=label)
+            await self._floor.wait_quiet()
+        return await self._sink.write(audio, rate, label=label)
 
     def _finish(
         self,
@@ -218,7 +274,6 @@ class Assistant:
         heard = spoken.heard_at(now) if h.cancelled else " ".join(t for t, _ in spoken.pieces)
         end = spoken.pieces[-1][1].end_at if spoken.pieces and not h.cancelled else now
         self._wake.open_followup(end)
-        self._wake.remember_said(heard or answer)
         rec = self._record(h, spoken, decision=decision, answer=answer, heard=heard)
         log.info(
             "turn",

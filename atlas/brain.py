@@ -13,6 +13,8 @@ from datetime import datetime, tzinfo
 
 import structlog
 
+from atlas.home import HomeStage, connect
+from atlas.home.tools import home_tools
 from atlas.honesty import CapabilityGate, RequestStage
 from atlas.llm.agent import AgentRunner
 from atlas.llm.anthropic import AnthropicClient
@@ -47,12 +49,15 @@ class Brain:
     clients: dict[Tier, LLMClient]
     checks: list[asyncio.Task[None]] = field(default_factory=list)
     """Start-up checks still running in the background (the cloud model lookup)."""
+    home: HomeStage | None = field(default=None)
 
     async def aclose(self) -> None:
         for task in self.checks:
             task.cancel()
         await asyncio.gather(*self.checks, return_exceptions=True)
         await self.timers.aclose()
+        if self.home is not None:
+            await self.home.aclose()
         for client in self.clients.values():
             await client.aclose()
         self.budget.close()
@@ -113,6 +118,7 @@ def _router(
     budget: BudgetLedger,
     clients: dict[Tier, LLMClient],
     now: Callable[[], datetime],
+    home: HomeStage | None = None,
 ) -> Router:
     anth, local_cfg = settings.llm.anthropic, settings.llm.local
     return Router(
@@ -131,6 +137,7 @@ def _router(
         agent_steps=settings.llm.agent_loop.max_steps,
         stages=request_stages(),
         local_declines=local_declines(settings, clients.get("local")),
+        home=home,
     )
 
 
@@ -160,8 +167,15 @@ def build_explainer(settings: Settings, store: ModelStore, secrets: Secrets) -> 
     clients: dict[Tier, LLMClient] = dict(_cloud_clients(settings, secrets))
     skills = build_skills(tz, TimerService())
     return _router(
-        settings, build_classifier(settings, store), skills, open_budget(settings), clients, now
-    )
+        settings, build_classifier(settings, store), skills, open_budget(settings), clients, now,
+        build_home(settings),
+    )  # fmt: skip
+
+
+def build_home(settings: Settings) -> HomeStage:
+    """The device-request stage (honest lines only, when Home Assistant is not set up)."""
+    cfg = settings.home_assistant
+    return HomeStage(cfg, connect(cfg))
 
 
 async def build_brain(
@@ -190,14 +204,17 @@ async def build_brain(
     if isinstance(local, EmbeddedLlamaClient):  # prime llama.cpp's prefix cache
         await local.warm(persona.system_prompt("local", now()))
     clients: dict[Tier, LLMClient] = {"local": local}
+    home = build_home(settings)
+    if home.connection.problem:
+        log.warning("brain.home_off", why=home.connection.problem)
     cloud = _cloud_clients(settings, secrets)
     if cloud:
         clients["haiku"] = cloud["haiku"]
-        tools = skill_tools(skills, timers, tz)
+        tools = [*skill_tools(skills, timers, tz), *home_tools(home)]
         clients["agent"] = AgentRunner(cloud["agent"], tools, settings.llm.agent_loop)
     else:
         log.warning("brain.cloud_off", why="ANTHROPIC_API_KEY is not set: all answers are local")
-    router = _router(settings, classifier, skills, budget, clients, now)
+    router = _router(settings, classifier, skills, budget, clients, now, home)
     checks: list[asyncio.Task[None]] = []
     if cloud:
         _disable_gone_models(settings, router)
@@ -207,7 +224,7 @@ async def build_brain(
             )
             checks.append(asyncio.create_task(lookup, name="cloud-model-lookup"))
     log.info("brain.ready", local_backend=why, cloud=sorted(set(clients) - {"local"}), ms=_ms(t0))
-    return Brain(router, budget, timers, why, clients, checks)
+    return Brain(router, budget, timers, why, clients, checks, home)
 
 
 def _ms(t0: float) -> float:

@@ -7,6 +7,12 @@ the turn (not a breaker failure) and the new utterance is handled.
 Speculative STT: when a pause begins, transcription of the audio so far starts at once;
 if the turn then ends without more speech, that result is used, so Whisper runs during
 the end-of-turn hangover instead of after it.
+
+End of turn (atlas.endofturn): that speculative transcript also decides how long the
+pause must last. A complete request ends as soon as it is transcribed; "one ...", "set
+a timer for ..." wait much longer. And if the person speaks again just after a turn
+ended (continuation), the answer is stopped, the two pieces of audio are joined and the
+whole is transcribed and answered.
 """
 
 from __future__ import annotations
@@ -17,16 +23,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import structlog
 
 from atlas.app import Ears
 from atlas.assistant import Assistant
+from atlas.endofturn import Completeness, EndOfTurnPolicy, TurnTakingConfig, completeness
 from atlas.settings import AssistantConfig
 from atlas.skills import TimerService
-from atlas.turn import TurnRecord
+from atlas.turn import Floor, TurnRecord
 from voice.audio import AudioSource
 from voice.listener import Heard
-from voice.types import Samples, SpeechPaused, SpeechResumed, SpeechStarted, Transcript, Utterance
+from voice.types import (
+    SAMPLE_RATE,
+    Samples,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    Transcript,
+    Utterance,
+)
+from voice.vad import Endpointer
 
 log = structlog.get_logger("atlas.conversation")
 
@@ -35,6 +52,17 @@ log = structlog.get_logger("atlas.conversation")
 class _Speculation:
     last_voiced_s: float
     task: asyncio.Task[Transcript]
+    judged: bool = False
+
+
+@dataclass
+class _Closed:
+    """The last turn that ended, while it may still be continued."""
+
+    utterance: Utterance
+    turn: asyncio.Task[None] | None
+    addressed: bool
+    """Only a turn meant for ATLAS is continued (others stay ignored on their own)."""
 
 
 class Conversation:
@@ -45,6 +73,7 @@ class Conversation:
         config: AssistantConfig,
         timers: TimerService | None,
         on_turn: Callable[[TurnRecord], None],
+        turn_taking: TurnTakingConfig | None = None,
     ) -> None:
         self._ears = ears
         self._assistant = assistant
@@ -57,6 +86,12 @@ class Conversation:
         self._speech_started_s: float | None = None
         self._turn_lock = asyncio.Lock()
         self._sequential = False
+        self._policy = EndOfTurnPolicy(turn_taking or TurnTakingConfig())
+        self._closed: _Closed | None = None
+        self._floor = Floor()
+        assistant.share_floor(self._floor)
+        self._continuing: Utterance | None = None
+        """A turn being continued: its audio goes in front of the next utterance's."""
 
     @property
     def idle(self) -> bool:
@@ -69,9 +104,15 @@ class Conversation:
         vad, endpointer = self._ears.vad, self._ears.endpointer()
         frames = source.frames()
         try:
+            threshold = self._ears.settings.vad.threshold
             async for frame in frames:
-                for event in endpointer.process(frame, vad.prob(frame.samples)):
+                prob = vad.prob(frame.samples)
+                self._floor.heard(prob >= threshold)
+                for event in endpointer.process(frame, prob):
                     await self._on_event(event, sequential)
+                ended = self._judge_pause(endpointer)
+                if ended is not None:
+                    await self._on_event(ended, sequential)
                 self._check_barge_in(frame.end_s)
             for event in endpointer.flush():
                 await self._on_event(event, sequential)
@@ -118,12 +159,18 @@ class Conversation:
     async def _on_event(self, event: object, sequential: bool) -> None:
         if isinstance(event, SpeechStarted):
             self._speech_started_s = event.speech_start_s
+            self._check_continuation(event)
         elif isinstance(event, SpeechPaused):
             self._speech_started_s = None
             if self._config.speculative_stt and self._listening():
                 self._drop_speculation()
-                task = asyncio.create_task(self._speculate(event.audio))
+                task = asyncio.create_task(self._speculate(self._joined(event.audio)))
                 self._speculation = _Speculation(event.last_voiced_s, task)
+                if sequential:
+                    # A fast replay reads frames far ahead of real time: let the
+                    # transcript be in within the pause, as it is live.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(task)
         elif isinstance(event, SpeechResumed):
             self._drop_speculation()
         elif isinstance(event, Utterance):
@@ -138,16 +185,89 @@ class Conversation:
             self._prime = asyncio.create_task(self._assistant.prime(transcript.text))
         return transcript
 
+    def _judge_pause(self, endpointer: Endpointer) -> Utterance | None:
+        """Once the pause's speculative transcript is in, set how long this pause must
+        last; end the turn at once when it already has. While the transcript is still
+        being made, the pause waits for it (up to `transcript_wait_ms`)."""
+        spec = self._speculation
+        pause = endpointer.pause_ms
+        if spec is None or pause is None:
+            return None
+        if not spec.task.done():
+            endpointer.set_pause_hangover(self._policy.config.transcript_wait_ms)
+            return None
+        if not spec.judged:
+            spec.judged = True
+            verdict = self._verdict(spec.task)
+            need = self._policy.silence_ms(verdict) if verdict else self._default_hangover_ms
+            log.debug("end_of_turn.verdict", verdict=verdict and verdict.value, silence_ms=need)
+            endpointer.set_pause_hangover(need)
+            if pause >= need:
+                return endpointer.close_pause()
+        return None
+
+    def _verdict(self, task: asyncio.Task[Transcript]) -> Completeness | None:
+        """None: no judgement possible (STT failed, or heard nothing): default hangover."""
+        if task.cancelled() or task.exception() is not None:
+            return None
+        text = task.result().text
+        if not text.strip():
+            return None
+        request = self._assistant.request_text(text)
+        if not request.strip():
+            return Completeness.INCOMPLETE  # "Atlas ...": the request is still to come
+        return completeness(request)
+
+    @property
+    def _default_hangover_ms(self) -> int:
+        return self._ears.settings.endpointer.hangover_ms
+
+    def _check_continuation(self, started: SpeechStarted) -> None:
+        """Speech soon after a turn ended continues it: stop that turn's answer (not a
+        failure: nothing is charged but real usage) and join the audio."""
+        closed = self._closed
+        window = self._policy.config.continuation_window_ms / 1000
+        if closed is None or window <= 0:
+            return
+        u = closed.utterance
+        if started.speech_start_s - u.end_of_turn_s > window or not closed.addressed:
+            self._closed = None
+            return
+        audible_at = self._assistant.answer_audible_at
+        grace = self._policy.config.continuation_grace_ms / 1000
+        if audible_at is not None and started.at - audible_at > grace:
+            return  # ATLAS was already talking: an interruption, not a continuation
+        self._closed = None
+        self._continuing = u
+        if closed.turn is not None and not closed.turn.done():
+            log.info(
+                "turn.continued", gap_ms=round((started.speech_start_s - u.end_of_turn_s) * 1000)
+            )
+            self._assistant.interrupt("continuation")
+
+    def _joined(self, audio: Samples) -> Samples:
+        """The continued turn's audio, a short gap, then `audio` (else `audio` alone)."""
+        prev = self._continuing
+        if prev is None:
+            return audio
+        gap = np.zeros(round(_JOIN_GAP_S * SAMPLE_RATE), dtype=np.float32)
+        return np.concatenate([prev.audio, gap, audio]).astype(np.float32, copy=False)
+
     def _listening(self) -> bool:
         # A fast replay finishes each turn before reading on: the simulated speaker's
         # playout lies in the future then, but no real person is talking over it.
         return self._sequential or self.idle or self._config.barge_in
 
     async def _on_utterance(self, u: Utterance, sequential: bool) -> None:
+        if self._continuing is not None:
+            await self.wait_idle()  # the continued turn is stopping (within ~a frame)
         if not self._listening():
             self._drop_speculation()
             log.info("utterance.ignored", why="ATLAS is speaking (half-duplex)")
             return
+        if self._continuing is not None:
+            u = _join(self._continuing, u)
+            self._continuing = None
         transcript = await self._transcribe(u)
         heard = Heard(u, transcript, time.monotonic())
         if transcript.is_empty:
@@ -156,6 +276,7 @@ class Conversation:
             self._assistant.interrupt("barge_in")
             await self.wait_idle()
         self._turn = asyncio.create_task(self._handle(heard), name="turn")
+        self._closed = _Closed(u, self._turn, self._assistant.addresses(transcript.text))
         if sequential:
             await self.wait_idle()
 
@@ -176,7 +297,7 @@ class Conversation:
 
     async def _handle(self, heard: Heard) -> None:
         async with self._turn_lock:
-            record = await self._assistant.handle(heard)
+            record = await self._assistant.handle(heard, live=not self._sequential)
         self._on_turn(record)
 
     def _drop_speculation(self) -> None:
@@ -191,3 +312,21 @@ class Conversation:
             log.info("barge_in", speech_ms=round((now_s - self._speech_started_s) * 1000))
             self._speech_started_s = None
             self._assistant.interrupt("barge_in")
+
+
+_JOIN_GAP_S = 0.2
+"""Silence put between the pieces of a continued utterance (the real gap is not kept)."""
+
+
+def _join(first: Utterance, second: Utterance) -> Utterance:
+    """One utterance from a turn and its continuation: Whisper hears the whole."""
+    gap = np.zeros(round(_JOIN_GAP_S * SAMPLE_RATE), dtype=np.float32)
+    return Utterance(
+        audio=np.concatenate([first.audio, gap, second.audio]).astype(np.float32, copy=False),
+        start_s=first.start_s,
+        speech_start_s=first.speech_start_s,
+        last_voiced_s=second.last_voiced_s,
+        end_of_turn_s=second.end_of_turn_s,
+        decided_at=second.decided_at,
+        truncated=second.truncated,
+    )

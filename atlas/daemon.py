@@ -22,12 +22,13 @@ from atlas.assistant import Assistant
 from atlas.brain import Brain, build_brain
 from atlas.conversation import Conversation
 from atlas.filler import FillerCache
+from atlas.health import DaemonHealth, MonitoredSource
 from atlas.modelstore import ModelStore
 from atlas.persona import Persona
 from atlas.settings import Secrets, Settings
 from atlas.turn import TurnRecord
-from atlas.wake import WakeGate
-from voice.audio import MicrophoneSource, decode_audio
+from atlas.wake import WakeConfig, WakeGate
+from voice.audio import DecodedAudio, MicrophoneSource, decode_audio
 from voice.errors import AudioDeviceError
 from voice.sinks import AudioSink, NullSink, SpeakerSink, WavSink
 from voice.tts import PiperSynthesizer
@@ -35,12 +36,15 @@ from voice.tts import PiperSynthesizer
 log = structlog.get_logger("atlas.daemon")
 
 _REPLY_RATE = 22050
+_STALL_S = 10.0
+"""No audio frame for this long (outside a microphone retry): the daemon is unhealthy."""
 _REPLAY_TIMER_WAIT_S = 30.0
 """A replay waits this long after the input for timers it set to ring."""
 
 
 @dataclass
 class Stack:
+    settings: Settings
     ears: Ears
     brain: Brain
     tts: PiperSynthesizer
@@ -88,11 +92,14 @@ async def build_stack(
         wake=WakeGate(settings.wake),
         persona=persona,
         chunker=settings.chunker,
+        filler=settings.assistant.filler,
     )
     timers = brain.timers if settings.assistant.announce_timers else None
-    conversation = Conversation(ears, assistant, settings.assistant, timers, on_turn)
+    conversation = Conversation(
+        ears, assistant, settings.assistant, timers, on_turn, settings.turn_taking
+    )
     log.info("ready", ms=round((time.perf_counter() - t0) * 1000), local=brain.local_backend)
-    return Stack(ears, brain, tts, sink, assistant, conversation)
+    return Stack(settings, ears, brain, tts, sink, assistant, conversation)
 
 
 # ---------------------------------------------------------------------- replay
@@ -130,20 +137,60 @@ async def replay(
 
     stack = await build_stack(settings, secrets, make_sink, on_turn)
     try:
-        source = stack.ears.file_source(audio, realtime=realtime)
-        source.start_at = started[0]
-        announcer = asyncio.create_task(stack.conversation.announce_timers())
-        await stack.conversation.serve(source, sequential=not realtime)
-        await _wait_for_timers(stack)
-        announcer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await announcer
-        await stack.conversation.wait_idle()
+        await serve_recording(
+            stack,
+            audio,
+            sink=stack.sink,
+            start_at=started[0],
+            realtime=realtime,
+            wake=settings.wake,
+            on_turn=on_turn,
+        )
     finally:
         await stack.aclose()
 
 
-async def _wait_for_timers(stack: Stack) -> None:
+async def serve_recording(
+    stack: Stack,
+    audio: DecodedAudio,
+    *,
+    sink: AudioSink,
+    start_at: float,
+    realtime: bool,
+    wake: WakeConfig,
+    on_turn: Callable[[TurnRecord], None],
+    wait_for_timers: bool = True,
+) -> None:
+    """One recording through the daemon's own loop: `atlas replay` and the benchmark.
+
+    Stream time 0 of the input (its lead silence included) is the monotonic `start_at`;
+    `sink` places the reply on the same clock. `realtime` paces the input like a
+    microphone; otherwise each turn runs to completion before the next frame is read."""
+    assistant = stack.assistant.with_sink(sink, WakeGate(wake))
+    timers = stack.brain.timers if stack.settings.assistant.announce_timers else None
+    conversation = Conversation(
+        stack.ears,
+        assistant,
+        stack.settings.assistant,
+        timers,
+        on_turn,
+        stack.settings.turn_taking,
+    )
+    source = stack.ears.file_source(audio, realtime=realtime)
+    source.start_at = start_at
+    announcer = asyncio.create_task(conversation.announce_timers())
+    try:
+        await conversation.serve(source, sequential=not realtime)
+        if wait_for_timers:
+            await _wait_for_timers(stack, conversation)
+    finally:
+        announcer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await announcer
+        await conversation.wait_idle()
+
+
+async def _wait_for_timers(stack: Stack, conversation: Conversation) -> None:
     timers = stack.brain.timers
     deadline = time.monotonic() + _REPLAY_TIMER_WAIT_S
     while timers.list() and time.monotonic() < deadline:
@@ -152,7 +199,7 @@ async def _wait_for_timers(stack: Stack) -> None:
     await asyncio.sleep(0.1)
     while not timers.events.empty() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    await stack.conversation.wait_idle()
+    await conversation.wait_idle()
 
 
 # ---------------------------------------------------------------------- daemon
@@ -170,10 +217,15 @@ async def run_daemon(settings: Settings, secrets: Secrets) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    health = DaemonHealth(stall_s=_STALL_S)
+    listen = asyncio.create_task(_listen_forever(stack, mic, settings, health), name="listen")
+    timers = asyncio.create_task(stack.conversation.announce_timers(), name="timers")
+    health.watch("listen", listen)
+    health.watch("timers", timers)
     tasks = [
-        asyncio.create_task(_listen_forever(stack, mic, settings), name="listen"),
-        asyncio.create_task(stack.conversation.announce_timers(), name="timers"),
-        asyncio.create_task(sdnotify.run(notifier, lambda: True), name="watchdog"),
+        listen,
+        timers,
+        asyncio.create_task(sdnotify.run(notifier, health), name="watchdog"),
     ]
     notifier.ready("listening")
     log.info("daemon.listening")
@@ -190,16 +242,20 @@ async def run_daemon(settings: Settings, secrets: Secrets) -> int:
     return 0
 
 
-async def _listen_forever(stack: Stack, mic: MicrophoneSource, settings: Settings) -> None:
-    """Keep listening; when the microphone disappears, retry with backoff."""
+async def _listen_forever(
+    stack: Stack, mic: MicrophoneSource, settings: Settings, health: DaemonHealth
+) -> None:
+    """Keep listening; when the microphone disappears, retry with backoff (the
+    watchdog counts that as healthy; a source that stalls without an error is not)."""
     delay = 1.0
     source = mic
     while True:
         try:
-            await stack.conversation.serve(source)
+            await stack.conversation.serve(MonitoredSource(source, health))
             delay = 1.0
         except AudioDeviceError as e:
             log.error("mic.lost", error=str(e), retry_in_s=delay)
+        health.retrying(True)
         await asyncio.sleep(delay)
         delay = min(delay * 2, settings.assistant.mic_retry_max_s)
         with contextlib.suppress(Exception):
@@ -208,6 +264,7 @@ async def _listen_forever(stack: Stack, mic: MicrophoneSource, settings: Setting
         try:
             await source.start()
             log.info("mic.back")
+            health.retrying(False)
         except AudioDeviceError as e:
             log.warning("mic.still_missing", error=str(e))
 

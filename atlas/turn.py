@@ -10,6 +10,7 @@ cancellation, which its breakers ignore).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ STAGES = (
     "end_of_turn",
     "transcript",
     "route",
+    "home",
     "filler_first_sample",
     "first_token",
     "first_chunk",
@@ -117,3 +119,34 @@ class TurnHandle:
         if end is None:
             return {}
         return {k: (v - end) * 1000 for k, v in self.stamps.items()}
+
+
+class Floor:
+    """Whether the person is talking right now, so ATLAS never starts over them.
+
+    The conversation marks every frame voiced or not; a turn's first sound waits (up to
+    `max_wait_s`) until the microphone is quiet. Speech that goes on becomes a
+    continuation or barge-in and cancels the turn before it was ever heard.
+    """
+
+    def __init__(self, max_wait_s: float = 1.0) -> None:
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self.max_wait_s = max_wait_s
+
+    def heard(self, voiced: bool) -> None:
+        if voiced:
+            self._quiet.clear()
+        else:
+            self._quiet.set()
+
+    @property
+    def quiet(self) -> bool:
+        return self._quiet.is_set()
+
+    async def wait_quiet(self) -> None:
+        """Until the person is quiet, or `max_wait_s` (a noisy room must not mute ATLAS)."""
+        if self._quiet.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), self.max_wait_s)

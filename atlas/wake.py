@@ -3,7 +3,9 @@
 The wake phrase is checked on the transcript (text, fuzzy: Whisper writes "Atlas",
 "Atlus", "At last"...). After ATLAS stops speaking, a follow-up window lets the person
 answer without the wake phrase. The echo guard drops a transcript that is ATLAS's own
-voice coming back through the microphone.
+voice coming back through the microphone: it must have started while ATLAS was audible
+(or in the room's echo tail just after), and its words must be, mostly, the words ATLAS
+was playing from that moment on. A "no" said after a reply that contained "no" is heard.
 """
 
 from __future__ import annotations
@@ -19,7 +21,23 @@ from voice.config import bounded
 from voice.textnorm import normalize_text
 
 _LEADING = {"hey", "hi", "ok", "okay", "oh", "yo", "hello", "so", "um", "uh", "and", "excuse", "me"}
-_ECHO_MEMORY = 8
+_ECHO_MEMORY = 32
+"""Pieces of played speech remembered (bounded)."""
+_EARLY_S = 0.05
+"""Speech detected a hair before the first sample of a piece is timing noise."""
+
+
+@dataclass(frozen=True)
+class _Played:
+    words: list[str]
+    start_at: float
+    end_at: float
+
+
+def _overlap(heard: list[str], played: list[str]) -> float:
+    """Share of `heard` words found, in order, in `played`."""
+    blocks = SequenceMatcher(None, heard, played, autojunk=False).get_matching_blocks()
+    return sum(b.size for b in blocks) / len(heard)
 
 
 @dataclass(frozen=True)
@@ -32,7 +50,12 @@ class WakeConfig:
     followup_window_s: float = bounded(8.0, 0.0, 120.0)
     """After ATLAS stops speaking, this long no wake phrase is needed."""
     echo_similarity: float = bounded(0.8, 0.5, 1.0)
+    """Share of a transcript's words that must be what ATLAS was playing for an echo."""
     echo_window_s: float = bounded(20.0, 0.0, 600.0)
+    """What ATLAS played is remembered this long."""
+    echo_tail_ms: int = bounded(250, 0, 5000)
+    """Speech that starts this soon after ATLAS went quiet may still be its echo (the
+    speaker's and the microphone's buffers, the room's reverberation)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +73,7 @@ class WakeGate:
         self._clock = clock
         self._phrase = normalize_text(config.phrase).split()
         self._followup_until = float("-inf")
-        self._said: deque[tuple[str, float]] = deque(maxlen=_ECHO_MEMORY)
+        self._played: deque[_Played] = deque(maxlen=_ECHO_MEMORY)
 
     def open_followup(self, spoke_until: float) -> None:
         """ATLAS finished speaking at `spoke_until`: the follow-up window starts then."""
@@ -59,27 +82,32 @@ class WakeGate:
     def close_followup(self) -> None:
         self._followup_until = float("-inf")
 
-    def remember_said(self, text: str) -> None:
-        """Something ATLAS said out loud (for the echo guard)."""
+    def remember_played(self, text: str, start_at: float, end_at: float) -> None:
+        """Something ATLAS played out loud, and when (monotonic), for the echo guard."""
         norm = normalize_text(text)
         if norm:
-            self._said.append((norm, self._clock()))
+            self._played.append(_Played(norm.split(), start_at, end_at))
 
-    def is_echo(self, transcript: str) -> bool:
-        norm = normalize_text(transcript)
-        if not norm:
+    def is_echo(self, transcript: str, started_at: float | None) -> bool:
+        """Did this speech start while ATLAS was audible, and is it what ATLAS played?"""
+        heard = normalize_text(transcript).split()
+        if not heard or started_at is None:
             return False
         horizon = self._clock() - self._config.echo_window_s
-        for said, at in self._said:
-            if at < horizon:
-                continue
-            if norm in said or _similarity(norm, said) >= self._config.echo_similarity:
-                return True
+        tail = self._config.echo_tail_ms / 1000
+        played = [p for p in self._played if p.end_at >= horizon]
+        for i, p in enumerate(played):
+            if p.start_at - _EARLY_S <= started_at <= p.end_at + tail:
+                # What came back is what was playing then (and the piece after it).
+                words = [w for q in played[i : i + 2] for w in q.words]
+                return _overlap(heard, words) >= self._config.echo_similarity
         return False
 
-    def check(self, transcript: str) -> Addressed:
+    def check(self, transcript: str, started_at: float | None = None) -> Addressed:
+        """Is this for ATLAS? `started_at`: when the speech began (monotonic), for the
+        echo guard; without it no echo can be told and none is assumed."""
         text = transcript.strip()
-        if self.is_echo(text):
+        if self.is_echo(text, started_at):
             return Addressed(False, text, "echo of ATLAS's own voice")
         if not self._config.enabled:
             return Addressed(True, text, "wake_disabled")
@@ -89,6 +117,12 @@ class WakeGate:
         if self._clock() <= self._followup_until:
             return Addressed(True, text, "follow_up")
         return Addressed(False, text, "no wake phrase")
+
+    def request_text(self, transcript: str) -> str:
+        """The request without a wake phrase; '' when the phrase was all that was said."""
+        text = transcript.strip()
+        stripped = self._strip_wake(text)
+        return text if stripped is None else stripped
 
     def _strip_wake(self, text: str) -> str | None:
         """The text after the wake phrase if it opens the utterance (fuzzy), else None."""

@@ -91,6 +91,8 @@ class SpeechFixture:
     noise: str = ""  # "", "white" or "pink"
     snr_db: float | None = None
     split_words: bool = False  # synthesize word by word, WORD_GAP_S apart
+    pause_s: float = 0.0  # > 0: the text's " ... " pieces are synthesized apart, this far
+    gap_s: float = TURN_GAP_S  # silence between turns
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,51 @@ SPEECH: tuple[SpeechFixture, ...] = (
         split_words=True,
     ),
     SpeechFixture(
+        "pause_timer_for_ten_minutes.wav",
+        ("Atlas, set a timer for ... ten minutes.",),
+        piper(),
+        "pause",
+        0.7,
+        notes="0.7 s pause after 'for' (pieces synthesized apart): ONE turn",
+        pause_s=0.7,
+    ),
+    SpeechFixture(
+        "pause_percent_of_eighty.wav",
+        ("Atlas, what is fifteen percent of ... eighty?",),
+        piper(),
+        "pause",
+        0.8,
+        notes="0.8 s pause after 'of': ONE turn",
+        pause_s=0.8,
+    ),
+    SpeechFixture(
+        "pause_wake_then_time.wav",
+        ("Atlas. ... What time is it?",),
+        piper(),
+        "pause",
+        0.6,
+        notes="0.9 s pause after the wake word: ONE turn",
+        pause_s=0.9,
+    ),
+    SpeechFixture(
+        "pause_lights_the_kitchen.wav",
+        ("Atlas, turn on the ... kitchen lights.",),
+        piper(),
+        "pause",
+        0.8,
+        notes="0.7 s pause after 'the': ONE turn",
+        pause_s=0.7,
+    ),
+    SpeechFixture(
+        "pause_counting_slow.wav",
+        ("One. ... Two. ... Three.",),
+        piper(),
+        "pause",
+        0.7,
+        notes="counting with 0.5 s pauses: ONE turn",
+        pause_s=0.5,
+    ),
+    SpeechFixture(
         "two_turns_time_then_lights.wav",
         (WHAT_TIME, LIGHTS),
         piper(),
@@ -242,6 +289,43 @@ SPEECH: tuple[SpeechFixture, ...] = (
     ),
     SpeechFixture(
         "noisy_timer_white_10db.wav", (TIMER,), piper(), "local", 0.7, noise="white", snr_db=10.0
+    ),
+    # Device requests, replayed against the development Home Assistant (its demo home).
+    SpeechFixture(
+        "home_kitchen_lights_on.wav", ("Atlas, turn on the kitchen lights.",), piper(), "home", 0.7
+    ),
+    SpeechFixture(
+        "home_dim_living_room.wav",
+        ("Atlas, dim the living room lights to thirty percent.",),
+        piper(),
+        "home",
+        0.8,
+    ),
+    SpeechFixture(
+        "home_front_door_locked.wav", ("Atlas, is the front door locked?",), piper(1.1), "home", 0.6
+    ),
+    SpeechFixture(
+        "home_living_room_temperature.wav",
+        ("Atlas, what's the temperature in the living room?",),
+        piper(),
+        "home",
+        0.7,
+    ),
+    SpeechFixture(
+        "home_weather_tomorrow.wav",
+        ("Atlas, what's the weather like tomorrow?",),
+        piper(),
+        "home",
+        0.9,
+    ),
+    SpeechFixture(
+        "home_close_garage_door.wav",
+        ("Atlas, close the garage door.", "Yes, please."),
+        piper(),
+        "home",
+        0.8,
+        notes="the yes comes 6 s later, after ATLAS's question, inside the follow-up window",
+        gap_s=6.0,
     ),
 )
 
@@ -364,9 +448,16 @@ def render_speech(spec: SpeechFixture, synth: Synthesizer) -> Rendered:
     pos = len(pieces[0])
     for i, text in enumerate(spec.turns):
         if i:
-            pieces.append(silence(TURN_GAP_S))
+            pieces.append(silence(spec.gap_s))
             pos += len(pieces[-1])
-        if spec.split_words:
+        if spec.pause_s > 0:
+            parts: list[Audio] = []
+            for j, piece in enumerate(p.strip() for p in text.split(" ... ")):
+                if j:
+                    parts.append(silence(spec.pause_s))
+                parts.append(synth.speak(spec.voice, piece))
+            speech = np.concatenate(parts)
+        elif spec.split_words:
             words = [w for w in text.replace(".", " ").split() if w]
             joined: list[Audio] = []
             for j, word in enumerate(words):

@@ -12,7 +12,7 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -41,6 +41,9 @@ CONTEXT_SAMPLES = 64
 
 _STATE_SHAPE = (2, 1, 128)
 _EXPECTED_INPUTS = frozenset({"input", "state", "sr"})
+
+MAX_INNER_PAUSE_MS = 300
+"""Longest pause inside a turn's speech that is handed to the transcriber as it was."""
 
 TRAILING_SILENCE_MS = 200
 """Silence kept after the last voiced frame. Whisper transcribes the last word more
@@ -139,10 +142,36 @@ class _Turn:
     """Schmitt-trigger state: True until a frame falls below neg_threshold."""
     silence: int = 0
     """Unvoiced samples since the last voiced frame."""
+    pause_hangover: int | None = None
+    """Silence that ends this pause, when a caller set one (None: the configured hangover)."""
+    voiced_flags: list[bool] = field(default_factory=list)
+    """Per frame of `frames`: voiced or not (pre-roll frames are not)."""
 
     def audio(self, end: int) -> Samples:
-        joined = np.concatenate([f.samples for f in self.frames])
-        return joined[self.trim : self.trim + end].astype(np.float32, copy=False)
+        """The turn's audio up to `end`, with pauses inside the speech squeezed to
+        MAX_INNER_PAUSE_MS: Whisper (tiny) drops the words after a long silence ("what is
+        fifteen percent of ... eighty" -> "what is 15% of?"), as faster-whisper's own
+        VAD filter avoids by joining the speech chunks."""
+        joined = np.concatenate([f.samples for f in self.frames])[self.trim : self.trim + end]
+        keep = _ms_to_samples(MAX_INNER_PAUSE_MS)
+        pieces: list[Samples] = []
+        pos, gap_start, seen_voice = 0, -1, False
+        offset = -self.trim
+        for frame, voiced in zip(self.frames, self.voiced_flags, strict=True):
+            a, b = max(0, offset), max(0, offset + len(frame.samples))
+            offset += len(frame.samples)
+            if voiced:
+                if seen_voice and gap_start >= 0 and a - gap_start > keep:
+                    # Keep the pause's edges (word endings, onsets), drop its middle.
+                    pieces.append(joined[pos : gap_start + keep // 2])
+                    pos = a - keep // 2
+                seen_voice, gap_start = True, -1
+            elif seen_voice and gap_start < 0:
+                gap_start = a
+            if b >= end:
+                break
+        pieces.append(joined[pos:])
+        return np.concatenate(pieces).astype(np.float32, copy=False)
 
 
 class Endpointer:
@@ -214,6 +243,29 @@ class Endpointer:
         self._last_end_s = None
         return events
 
+    @property
+    def pause_ms(self) -> float | None:
+        """Silence so far in the open turn's current pause (None: no pause under way)."""
+        turn = self._turn
+        if turn is None or turn.in_voice:
+            return None
+        return turn.silence * 1000 / SAMPLE_RATE
+
+    def set_pause_hangover(self, ms: float) -> None:
+        """Make the current pause end the turn after `ms` of silence instead of the
+        configured hangover (the caller judged what was said so far). A pause that
+        speech interrupts forgets it; the next pause starts from the default again."""
+        turn = self._turn
+        if turn is not None and not turn.in_voice:
+            turn.pause_hangover = _ms_to_samples(ms)
+
+    def close_pause(self, at: float | None = None) -> Utterance | None:
+        """End the open turn now, if it is in a pause (None otherwise, or too short)."""
+        turn = self._turn
+        if turn is None or turn.in_voice or self._last_end_s is None:
+            return None
+        return self._close(end_of_turn_s=self._last_end_s, truncated=False, at=at)
+
     def _idle(self, frame: AudioFrame, prob: float) -> list[EndpointEvent]:
         if self._continue_after_cut:
             self._continue_after_cut = False
@@ -259,6 +311,7 @@ class Endpointer:
                 voiced_end = total
                 last_voiced_s = f.end_s
         self._turn = _Turn(
+            voiced_flags=[False] * len(preroll) + [v for _, v in onset],
             frames=preroll + [f for f, _ in onset],
             trim=trim,
             start_s=start_s,
@@ -277,6 +330,7 @@ class Endpointer:
         turn.frames.append(frame)
         turn.total += n
         voiced = prob >= (self._neg_threshold if turn.in_voice else self._threshold)
+        turn.voiced_flags.append(voiced)
         if voiced:
             resumed = not turn.in_voice
             turn.in_voice = True
@@ -284,13 +338,15 @@ class Endpointer:
             turn.voiced_end = turn.total
             turn.last_voiced_s = frame.end_s
             turn.silence = 0
+            turn.pause_hangover = None
             if resumed:
                 return [SpeechResumed(at_s=frame.start_s, at=self._clock())]
             return []
         was_in_voice = turn.in_voice
         turn.in_voice = False
         turn.silence += n
-        if turn.silence >= self._hangover_samples:
+        hangover = self._hangover_samples if turn.pause_hangover is None else turn.pause_hangover
+        if turn.silence >= hangover:
             utterance = self._close(end_of_turn_s=frame.end_s, truncated=False)
             return [] if utterance is None else [utterance]
         if was_in_voice:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -63,22 +64,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the report as JSON (schema atlas-bench/1: see atlas/bench/report.py)",
     )
     p.add_argument("--check", action="store_true", help="exit 1 if a latency target is missed")
-    p.add_argument("--repeats", type=int, help="repetitions (pipeline 3, ears 5)")
+    p.add_argument("--repeats", type=int, help="repetitions (pipeline 2, --quick 1, ears 5)")
     g = p.add_argument_group("pipeline")
     g.add_argument("--plot", type=Path, metavar="DIR", help="write waterfall and CDF PNGs")
     g.add_argument("--out-dir", type=Path, help="write each file's reply WAV (last repeat)")
     g.add_argument("--live", action="store_true", help="real Anthropic API (ANTHROPIC_API_KEY)")
     g.add_argument("--no-wake", action="store_true", help="treat every utterance as for ATLAS")
     g.add_argument("--no-warmup", action="store_true", help="skip the warm-up pass")
-    g.add_argument("--no-compare", action="store_true", help="skip the side-by-side comparisons")
+    g.add_argument("--no-compare", action="store_true", help="skip the comparison runs")
+    g.add_argument(
+        "--quick",
+        action="store_true",
+        help="one fixture per kind and two real recordings, once, no comparisons (< 2 min)",
+    )
+    g.add_argument(
+        "--level-dbfs",
+        type=float,
+        default=-40.0,
+        help="a reply sample at or above this level counts as audible (default -40)",
+    )
     g.add_argument("--haiku-first-token-ms", type=float, default=500.0, help="fake haiku latency")
     g.add_argument("--agent-first-token-ms", type=float, default=6000.0, help="fake agent latency")
     g.add_argument("--tokens-per-s", type=float, default=50.0, help="fake cloud token rate")
     g.add_argument(
-        "--with-llama-server",
-        action="store_true",
-        help="start the real llama.cpp server to compare with the embedded model",
+        "--no-llama-server",
+        dest="with_llama_server",
+        action="store_false",
+        help="skip the run with the real llama.cpp server as the local tier",
     )
+    g.add_argument("--with-llama-server", action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("router / ears")
     g.add_argument("--tsv", type=Path, help="router: labelled TSV (default: the held-out set)")
@@ -97,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     if args.repeats is not None and args.repeats < 1:
         print("atlas bench: --repeats must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    if not (math.isfinite(args.level_dbfs) and -120 <= args.level_dbfs <= 0):
+        print("atlas bench: --level-dbfs must be between -120 and 0", file=sys.stderr)
         return EXIT_USAGE
     try:
         settings = load_settings(args.config)

@@ -20,25 +20,39 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+import soundfile as sf
 import structlog
 
 from atlas.app import Ears
 from atlas.bench.ears import FIXTURES
+from atlas.bench.heard import (
+    DEFAULT_LEVEL_DBFS,
+    ENERGY_BASIS,
+    MANIFEST_BASIS,
+    HeardReply,
+    InputSpeech,
+    SpeechSpan,
+    energy_spans,
+    replies,
+    stated_spans,
+)
 from atlas.bench.report import PipelineReport, TurnSample
-from atlas.conversation import Conversation
-from atlas.daemon import Stack, build_stack
+from atlas.daemon import Stack, build_stack, serve_recording
 from atlas.settings import Secrets, Settings
 from atlas.testing.fake_anthropic import FakeAnthropic, LatencyProfile
 from atlas.turn import TurnRecord
-from atlas.wake import WakeGate
+from atlas.wake import WakeConfig
 from voice.audio import DecodedAudio, decode_audio
 from voice.sinks import AudioSink, NullSink, WavSink
-from voice.types import Samples, Transcript
+from voice.types import SAMPLE_RATE, Samples, Transcript
 
 log = structlog.get_logger("atlas.bench.pipeline")
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 _REPLY_RATE = 22050
+WARMUP_FILES = 3
+"""Files replayed once before measuring (models' first calls are slow)."""
 _FAKE_KEY = "sk-ant-bench-fake"  # only ever sent to the loopback fake
 _CLOUD_ANSWER = (
     "Certainly. A heat pump moves warmth rather than making it, much as a refrigerator "
@@ -67,12 +81,13 @@ class CloudProfile:
 @dataclass(frozen=True)
 class PipelineOptions:
     files: tuple[Path, ...]
-    repeats: int = 3
+    repeats: int = 2
     warmup: bool = True
     live: bool = False
     no_wake: bool = False
     profile: CloudProfile = CloudProfile()
     out_dir: Path | None = None
+    level_dbfs: float = DEFAULT_LEVEL_DBFS
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,9 @@ class Fixture:
     expected_turns: int
     """Turns the manifest says the file holds (0 for silence, noise, tones)."""
     addresses_atlas: bool
+    spans: tuple[SpeechSpan, ...] = ()
+    """The manifest's stated speech start/end per utterance (seconds into the file)."""
+    kind: str = ""
 
 
 def manifest_fixtures(folder: Path = FIXTURES) -> list[Fixture]:
@@ -91,13 +109,53 @@ def manifest_fixtures(folder: Path = FIXTURES) -> list[Fixture]:
     for r in rows:
         text = (r.get("text") or "").strip()
         turns = len(text.split("|")) if text else 0
-        out.append(Fixture(folder / r["file"], turns, "atlas" in text.lower()))
+        spans = stated_spans(r.get("speech_start_s") or "", r.get("speech_end_s") or "")
+        out.append(
+            Fixture(folder / r["file"], turns, "atlas" in text.lower(), spans, r.get("kind", ""))
+        )
     return out
 
 
-def default_files() -> tuple[Path, ...]:
-    """The speech fixtures that address ATLAS (so every one of them makes a turn)."""
-    return tuple(f.path for f in manifest_fixtures() if f.expected_turns and f.addresses_atlas)
+SHARED_RECORDINGS = (
+    "rhasspy_what_time_is_it.wav",
+    "ps_goforward.wav",
+    "ps_librivox_0880.wav",
+    "sr_english.wav",
+)
+"""Real recordings (../shared/audio, when present) measured by default beside the fixtures:
+real voices, real noise floors; they do not say "Atlas", so they are replayed without
+the wake phrase."""
+
+QUICK_KINDS = ("local", "haiku", "agent", "pause")
+
+
+def shared_audio_folder() -> Path:
+    return FIXTURES.parents[3] / "shared" / "audio"
+
+
+def default_files(quick: bool = False) -> tuple[Path, ...]:
+    """The speech fixtures that address ATLAS (so every one of them makes a turn), and
+    the shared real recordings when present. `quick`: one fixture per kind, and the
+    first two recordings."""
+    fixtures = [f for f in manifest_fixtures() if f.expected_turns and f.addresses_atlas]
+    if quick:
+        seen: set[str] = set()
+        picked = []
+        for f in fixtures:
+            if f.kind in QUICK_KINDS and f.kind not in seen:
+                seen.add(f.kind)
+                picked.append(f)
+        fixtures = picked
+    shared = [shared_audio_folder() / n for n in SHARED_RECORDINGS[: 2 if quick else None]]
+    return tuple(f.path for f in fixtures) + tuple(p for p in shared if p.is_file())
+
+
+def input_speech(path: Path, samples: Samples, known: dict[Path, Fixture]) -> InputSpeech:
+    """Where the person spoke: the manifest's stated times, else the energy end-point."""
+    fx = known.get(path.resolve())
+    if fx is not None and fx.spans:
+        return InputSpeech(fx.spans, MANIFEST_BASIS)
+    return InputSpeech(energy_spans(samples, SAMPLE_RATE), ENERGY_BASIS)
 
 
 def expand_paths(paths: Sequence[Path]) -> tuple[Path, ...]:
@@ -177,59 +235,141 @@ def cloud_backend(
             yield replace(settings, llm=llm, budget=budget), Secrets(_FAKE_KEY), "fake"
 
 
-class PipelineRunner:
-    """Replays files through one built stack; one fresh conversation per file."""
+@dataclass(frozen=True)
+class Variant:
+    """One run of the pipeline benchmark: the daemon as configured ("main"), or with one
+    thing changed for a side-by-side comparison."""
 
-    def __init__(self, stack: Stack, settings: Settings, *, no_wake: bool = False) -> None:
+    name: str = "main"
+    filler: bool = True
+    stream_tts: bool = True
+
+
+@dataclass
+class Slowest:
+    """The slowest turn seen so far, with both recordings, for the waveform plot."""
+
+    sample: TurnSample
+    speech: InputSpeech
+    input: Samples
+    reply: Samples
+    reply_rate: int
+
+
+class PipelineRunner:
+    """Replays files through one built stack, each through `atlas replay`'s own code
+    (`daemon.serve_recording`), and measures every reply from its recording."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        settings: Settings,
+        *,
+        no_wake: bool = False,
+        level_dbfs: float = DEFAULT_LEVEL_DBFS,
+        workdir: Path,
+    ) -> None:
         self.stack = stack
         self.settings = settings
         self.transcriber = MeasuredTranscriber(stack.ears.transcriber)
         self.ears = Ears(settings, stack.ears.vad, cast(Any, self.transcriber))
-        self.wake = replace(settings.wake, enabled=False) if no_wake else settings.wake
+        self.no_wake = no_wake
+        self.level_dbfs = level_dbfs
+        self.workdir = workdir
+        self.known = {f.path.resolve(): f for f in manifest_fixtures()}
+        self.slowest: Slowest | None = None
+
+    def wake_for(self, path: Path) -> WakeConfig:
+        """Fixtures that say "Atlas" keep the wake phrase; other recordings don't need it."""
+        fx = self.known.get(path.resolve())
+        if self.no_wake or fx is None or not fx.addresses_atlas:
+            return replace(self.settings.wake, enabled=False)
+        return self.settings.wake
 
     async def run_file(
-        self, path: Path, audio: DecodedAudio, repeat: int, out: Path | None = None
+        self,
+        path: Path,
+        audio: DecodedAudio,
+        repeat: int,
+        out: Path | None = None,
+        variant: Variant = Variant(),
     ) -> list[TurnSample]:
         self.stack.brain.router.forget()  # each file is a conversation of its own
         lead = self.settings.file_input.lead_silence_ms / 1000
         start = time.monotonic() + 0.05  # a moment to set up, so no frame is late
-        # The sink does not wait for playout (realtime=False) but places every sample on
-        # the same clock as the input, so the stamps are what a person would hear.
-        sink: NullSink | WavSink = (
-            WavSink(out, _REPLY_RATE, start_at=start + lead, realtime=False)
-            if out is not None
-            else NullSink(_REPLY_RATE, start_at=start + lead, realtime=False)
-        )
+        reply_path = out or self.workdir / "reply.wav"
+        # The input is paced like a microphone; the reply WAV's sample 0 is the input
+        # file's sample 0. It does not wait for playout (the turn's audio is placed on
+        # the clock all the same), so long answers do not stretch the run.
+        sink = WavSink(reply_path, _REPLY_RATE, start_at=start + lead, realtime=False)
         records: list[TurnRecord] = []
-        assistant = self.stack.assistant.with_sink(cast(AudioSink, sink), WakeGate(self.wake))
-        conversation = Conversation(
-            self.ears, assistant, self.settings.assistant, None, records.append
+        stack = replace(
+            self.stack,
+            ears=self.ears,
+            assistant=self.stack.assistant.variant(
+                filler=variant.filler, stream_tts=variant.stream_tts
+            ),
         )
-        source = self.ears.file_source(audio, realtime=True)
-        source.start_at = start
         try:
-            await conversation.serve(source, sequential=False)
-            await conversation.wait_idle()
+            await serve_recording(
+                stack,
+                audio,
+                sink=cast(AudioSink, sink),
+                start_at=start,
+                realtime=True,
+                wake=self.wake_for(path),
+                on_turn=records.append,
+                wait_for_timers=False,
+            )
         finally:
-            segments = [
-                (s.label or "audio", sink.start_at + s.start_s, sink.start_at + s.end_s)
-                for s in sink.segments
-            ]
+            answers = [(s.start_s, s.end_s) for s in sink.segments if s.label == "answer"]
             await sink.aclose()
-        return self._samples(path, repeat, records, segments)
+        self.stack.brain.timers.cancel("all")  # the next file must not hear them ring
+        reply, rate = _read_reply(reply_path)
+        speech = input_speech(path, audio.samples, self.known)
+        heard = replies(speech, reply, rate, answers, self.level_dbfs)
+        samples = self._samples(path, repeat, records, start + lead, speech, heard, variant)
+        if variant.name == "main" and repeat >= 0:
+            self._keep_if_slowest(samples, speech, audio.samples, reply, rate)
+        return samples
+
+    def _keep_if_slowest(
+        self,
+        samples: list[TurnSample],
+        speech: InputSpeech,
+        audio: Samples,
+        reply: Samples,
+        rate: int,
+    ) -> None:
+        for s in samples:
+            v = s.heard_ms
+            if v is None:
+                continue
+            worst = self.slowest.sample.heard_ms if self.slowest else None
+            if worst is None or v > worst:
+                self.slowest = Slowest(s, speech, audio, reply, rate)
 
     def _samples(
         self,
         path: Path,
         repeat: int,
         records: list[TurnRecord],
-        segments: list[tuple[str, float, float]],
+        zero_at: float,
+        speech: InputSpeech,
+        heard: list[HeardReply],
+        variant: Variant,
     ) -> list[TurnSample]:
+        """One sample per turn; each utterance's reply (from the audio) goes to the first
+        turn whose end of speech falls inside that utterance's window."""
         out: list[TurnSample] = []
-        for i, rec in enumerate(records):
-            begin = rec.timestamps.get("speech_end", 0.0)
-            nxt = records[i + 1].timestamps.get("speech_end") if i + 1 < len(records) else None
-            audio = tuple(s for s in segments if s[1] >= begin and (nxt is None or s[1] < nxt))
+        claimed: set[int] = set()
+        for rec in records:
+            end = rec.timestamps.get("speech_end")
+            u = None if end is None else _utterance_at(speech, end - zero_at)
+            reply = None
+            if u is not None and u not in claimed and rec.addressed:
+                claimed.add(u)
+                reply = heard[u]
             stt = self.transcriber.lookup(rec.transcript)
             out.append(
                 TurnSample(
@@ -238,10 +378,49 @@ class PipelineRunner:
                     record=rec,
                     stt_ms=stt[0] if stt else None,
                     stt_audio_s=stt[1] if stt else None,
-                    audio=audio,
+                    heard=reply,
+                    speech_basis=speech.basis,
+                    run=variant.name,
+                    zero_at=zero_at,
                 )
             )
         return out
+
+
+def _utterance_at(speech: InputSpeech, t: float) -> int | None:
+    """The utterance whose window [its start, the next one's start) holds file time t."""
+    found = None
+    for i, span in enumerate(speech.spans):
+        if t >= span.start_s - 0.5:  # a VAD stamp may lead the stated start a little
+            found = i
+    return found
+
+
+def _read_reply(path: Path) -> tuple[Samples, int]:
+    data, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    return np.asarray(data, dtype=np.float32), int(rate)
+
+
+async def run_variant(
+    runner: PipelineRunner,
+    files: Sequence[Path],
+    audios: dict[Path, DecodedAudio],
+    repeats: int,
+    variant: Variant,
+    progress: Callable[[str], None],
+    out_dir: Path | None = None,
+) -> list[TurnSample]:
+    """`repeats` passes over `files` (repeat -1 is a warm-up whose turns are dropped)."""
+    turns: list[TurnSample] = []
+    for repeat in range(repeats):
+        for path in files:
+            out = None
+            if out_dir is not None and repeat == repeats - 1:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                out = out_dir / f"{path.stem}.reply.wav"
+            turns.extend(await runner.run_file(path, audios[path], repeat, out, variant))
+            progress(path.name)
+    return turns
 
 
 async def run_pipeline(
@@ -250,32 +429,46 @@ async def run_pipeline(
     options: PipelineOptions,
     report: PipelineReport,
     progress: Callable[[str], None] = lambda _: None,
-    extras: Callable[[PipelineRunner], Any] | None = None,
+    extras: Callable[[PipelineRunner, dict[Path, DecodedAudio]], Any] | None = None,
 ) -> PipelineReport:
-    """Warm-up pass, then `repeats` passes over the files; turns go into `report`.
+    """A short warm-up, then `repeats` passes over the files; turns go into `report`.
 
     `extras` (the side-by-side comparisons) runs with the same built stack afterwards."""
-    with cloud_backend(settings, secrets, options.live, options.profile) as (s, sec, cloud):
+    with (
+        cloud_backend(settings, secrets, options.live, options.profile) as (s, sec, cloud),
+        tempfile.TemporaryDirectory(prefix="atlas-bench-replies-") as tmp,
+    ):
         report.setup["cloud"] = cloud
         stack = await build_stack(
             s, sec, lambda: NullSink(_REPLY_RATE, realtime=False), lambda _: None
         )
         try:
-            runner = PipelineRunner(stack, s, no_wake=options.no_wake)
+            runner = PipelineRunner(
+                stack,
+                s,
+                no_wake=options.no_wake,
+                level_dbfs=options.level_dbfs,
+                workdir=Path(tmp),
+            )
             audios = {p: decode_audio(p, s.file_input.max_duration_s) for p in options.files}
-            first = -1 if options.warmup else 0
-            for repeat in range(first, options.repeats):
-                for path in options.files:
-                    out = None
-                    if options.out_dir is not None and repeat == options.repeats - 1:
-                        options.out_dir.mkdir(parents=True, exist_ok=True)
-                        out = options.out_dir / f"{path.stem}.reply.wav"
-                    samples = await runner.run_file(path, audios[path], repeat, out)
-                    if repeat >= 0:
-                        report.turns.extend(samples)
+            if options.warmup:
+                for path in options.files[:WARMUP_FILES]:
+                    await runner.run_file(path, audios[path], -1)
                     progress(path.name)
+            report.turns.extend(
+                await run_variant(
+                    runner,
+                    options.files,
+                    audios,
+                    options.repeats,
+                    Variant(),
+                    progress,
+                    options.out_dir,
+                )
+            )
             if extras is not None:
-                await extras(runner)
+                await extras(runner, audios)
+            report.slowest = runner.slowest
         finally:
             await stack.aclose()
     return report

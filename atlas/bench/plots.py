@@ -13,7 +13,9 @@ matplotlib.use("Agg")  # before pyplot: a headless box has no display
 import matplotlib.pyplot as plt
 import numpy as np
 
+from atlas.bench.pipeline import Slowest
 from atlas.bench.report import TurnSample, tier_summary
+from voice.types import SAMPLE_RATE
 
 _BARS: tuple[tuple[str, str, str, str], ...] = (
     ("speech", "speech_start", "speech_end", "#9e9e9e"),
@@ -31,11 +33,12 @@ def representative(samples: Sequence[TurnSample], tier: str) -> TurnSample | Non
     summary = tier_summary(samples).get(tier)
     if summary is None:
         return None
-    median = summary["first_answer_sample"].p50
-    candidates = [s for s in samples if s.tier == tier and "first_answer_sample" in s.metrics]
+    key = "heard_first_sound" if summary["heard_first_sound"].n else "first_sound"
+    median = summary[key].p50
+    candidates = [s for s in samples if s.tier == tier and key in s.metrics]
     if not candidates:
         return None
-    return min(candidates, key=lambda s: abs(s.metrics["first_answer_sample"] - median))
+    return min(candidates, key=lambda s: abs(s.metrics[key] - median))
 
 
 def plot_waterfall(sample: TurnSample, path: Path) -> Path:
@@ -43,6 +46,16 @@ def plot_waterfall(sample: TurnSample, path: Path) -> Path:
     ts = sample.record.timestamps
     end = ts["speech_end"]
     rows: list[tuple[str, float, float, str]] = []
+    heard = sample.heard
+    if heard is not None and sample.zero_at is not None:
+        # The axis counts from the end of speech in the audio; the VAD's own end of
+        # speech (the clocks' zero) is drawn against it.
+        audio_end = sample.zero_at + heard.speech_end_s
+        rows.append(("VAD end of speech vs audio", 0.0, (end - audio_end) * 1000, "#e0e0e0"))
+        if heard.first_sound_ms is not None:
+            at = heard.first_sound_ms
+            rows.append(("first audible sample (audio)", at, at + 1.0, "#000000"))
+        end = audio_end
     for label, first, last, color in _BARS:
         if first in ts and last in ts:
             rows.append((label, (ts[first] - end) * 1000, (ts[last] - end) * 1000, color))
@@ -66,16 +79,17 @@ def plot_waterfall(sample: TurnSample, path: Path) -> Path:
 
 
 def plot_cdf(samples: Sequence[TurnSample], path: Path) -> Path:
-    """Empirical CDF of end of speech -> first answer sample, one line per tier."""
+    """Empirical CDF of end of speech -> first audible sample (from the audio), per tier."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for tier in tier_summary(samples):
-        picked = [s.metrics.get("first_answer_sample") for s in samples if s.tier == tier]
+        picked = [s.metrics.get("heard_first_sound") for s in samples if s.tier == tier]
         values = np.sort(np.asarray([v for v in picked if v is not None], dtype=np.float64))
         if values.size == 0:
             continue
         y = np.arange(1, values.size + 1) / values.size
         ax.step(values, y, where="post", label=f"{tier} (n={values.size})")
-    ax.set_xlabel("voice-to-voice latency: end of speech -> first answer sample (ms)")
+    ax.axvline(0, color="black", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("voice-to-voice, from the audio: end of speech -> first audible sample (ms)")
     ax.set_ylabel("fraction of turns")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
@@ -86,8 +100,43 @@ def plot_cdf(samples: Sequence[TurnSample], path: Path) -> Path:
     return path
 
 
-def write_plots(samples: Sequence[TurnSample], folder: Path) -> list[Path]:
-    """waterfall_<tier>.png for each tier answered, and cdf_voice_to_voice.png."""
+def plot_waveforms(slowest: Slowest, path: Path) -> Path:
+    """Input and reply of the slowest turn on one time axis: where the silence was."""
+    sample = slowest.sample
+    heard = sample.heard
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4.8), sharex=True)
+    t_in = np.arange(slowest.input.size) / SAMPLE_RATE
+    t_out = np.arange(slowest.reply.size) / slowest.reply_rate
+    top.plot(t_in, slowest.input, linewidth=0.4, color="#616161")
+    bottom.plot(t_out, slowest.reply, linewidth=0.4, color="#1e88e5")
+    for span in slowest.speech.spans:
+        top.axvspan(span.start_s, span.end_s, color="#ffe082", alpha=0.4)
+    if heard is not None:
+        for ax in (top, bottom):
+            ax.axvline(heard.speech_end_s, color="black", linestyle="--", linewidth=0.8)
+            if heard.first_sound_s is not None:
+                ax.axvline(heard.first_sound_s, color="#d81b60", linewidth=0.8)
+        gap = heard.first_sound_ms
+        shown = "no reply" if gap is None else f"{gap:.0f} ms"
+        top.set_title(
+            f'slowest turn: {sample.file} [{sample.tier}] "{sample.record.transcript[:50]}"'
+            f" - end of speech (dashed) to first audible reply (red): {shown}",
+            fontsize=8,
+        )
+    top.set_ylabel("input")
+    bottom.set_ylabel("reply")
+    bottom.set_xlabel("seconds into the input file (the reply recording is time-aligned)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_plots(
+    samples: Sequence[TurnSample], folder: Path, slowest: Slowest | None = None
+) -> list[Path]:
+    """waterfall_<tier>.png for each tier answered, cdf_voice_to_voice.png, and
+    waveforms_slowest.png (input and reply of the slowest turn)."""
     folder.mkdir(parents=True, exist_ok=True)
     out: list[Path] = []
     for tier in tier_summary(samples):
@@ -95,4 +144,6 @@ def write_plots(samples: Sequence[TurnSample], folder: Path) -> list[Path]:
         if rep is not None:
             out.append(plot_waterfall(rep, folder / f"waterfall_{tier}.png"))
     out.append(plot_cdf(samples, folder / "cdf_voice_to_voice.png"))
+    if slowest is not None:
+        out.append(plot_waveforms(slowest, folder / "waveforms_slowest.png"))
     return out

@@ -1,15 +1,16 @@
 """The pipeline benchmark's report: per-turn samples, the per-tier summary, the table, the
 JSON document, and the `--check` against `bench.latency_targets_ms`.
 
-JSON schema (``atlas bench --json FILE``), version ``atlas-bench/1``::
+JSON schema (``atlas bench --json FILE``), version ``atlas-bench/2``::
 
     {
-      "schema": "atlas-bench/1",
+      "schema": "atlas-bench/2",
       "mode": "pipeline",                       # or "router", "llm", "ears"
       "machine": {"cpus": int, "machine": str, "python": str,
                   "loadavg_1_5_15": [float, float, float], "models": {str: str}},
       "setup": {"repeats": int, "files": [str], "cloud": "fake" | "live" | "off",
-                "hangover_ms": int, "profile": {...}},        # how the run was made
+                "hangover_ms": int, "profile": {...},
+                "level_dbfs": float},                         # how the run was made
       "turns": [                                # one record per measured turn
         {"file": str, "repeat": int, "turn": int, "tier": str | null,
          "transcript": str, "addressed": bool, "filler": str | null, "answer": str,
@@ -19,6 +20,12 @@ JSON schema (``atlas bench --json FILE``), version ``atlas-bench/1``::
          "timestamps": {stage: float},          # monotonic seconds, atlas.turn.STAGES
          "since_speech_end_ms": {stage: float}, # the same, ms after the end of speech
          "metrics": {metric: float},            # stats.METRICS, ms; absent = did not happen
+                                                # (heard_*: from the audio, the rest: clocks)
+         "heard": {"utterance": int, "speech_end_s": float,      # from the recordings;
+                   "first_sound_ms": float | null,               # negative: ATLAS began
+                   "first_answer_ms": float | null} | null,      # before the speech ended
+         "speech_basis": str,                   # manifest's stated end or energy end-point
+         "clock_gap_ms": float | null,          # clocks minus audio, first sound
          "audio": [{"label": "filler" | "answer", "start": float, "end": float}]}
                                                 # what the sink played, monotonic seconds
       ],
@@ -29,7 +36,10 @@ JSON schema (``atlas bench --json FILE``), version ``atlas-bench/1``::
         "rtf": {"stt": float | null, "tts": float | null},
         "cost_usd": float
       },
+      "talked_over": [{"file", "repeat", "tier", "transcript", "heard_first_sound_ms"}],
+      "clock_disagreements": [{..., "clock_gap_ms": float}],    # |gap| > 50 ms
       "comparisons": {name: {"ratio": float | null, "note": str, ...details}},
+                                                # each: its own run, same files, vs main
       "measured": {target_name: float},         # what --check compares
       "check": [{"target": str, "limit_ms": float, "measured": float | null,
                  "ok": bool | null}]            # null: not measured in this run
@@ -46,18 +56,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from atlas.bench.heard import HeardReply
 from atlas.bench.stats import METRICS, Dist, stage_deltas
 from atlas.settings import LatencyTargets
 from atlas.turn import TurnRecord
 
-SCHEMA = "atlas-bench/1"
-TIER_ORDER = ("skill", "local", "haiku", "agent")
-"""`skill`: answered by a deterministic local handler, no LLM (reported apart)."""
+SCHEMA = "atlas-bench/2"
+CLOCK_GAP_FLAG_MS = 50.0
+"""A turn whose clock-based and audio-based first sound differ by more is flagged."""
+TIER_ORDER = ("skill", "home", "local", "haiku", "agent")
+"""`skill`: answered by a deterministic local handler, no LLM (reported apart); `home`:
+a device request answered through Home Assistant (or its honest line)."""
 
 
 @dataclass(frozen=True)
 class TurnSample:
-    """One measured turn: the daemon's TurnRecord plus where it came from."""
+    """One measured turn: the daemon's TurnRecord, where it came from, and its reply as
+    found in the audio (`heard`: None when this turn is not the first reply to an
+    utterance of the input, e.g. the second half of an utterance cut in two)."""
 
     file: str
     repeat: int
@@ -66,14 +82,38 @@ class TurnSample:
     stt_audio_s: float | None = None
     audio: tuple[tuple[str, float, float], ...] = ()
     """(label, first sample, end) of what the sink played in this turn, monotonic s."""
+    heard: HeardReply | None = None
+    speech_basis: str = ""
+    run: str = "main"
+    zero_at: float | None = None
+    """Monotonic time of the input file's sample 0 (= the reply recording's sample 0)."""
 
     @property
     def tier(self) -> str | None:
         return self.record.tier
 
     @property
+    def heard_ms(self) -> float | None:
+        """End of speech -> first audible sample, from the audio (negative: talked over)."""
+        return None if self.heard is None else self.heard.first_sound_ms
+
+    @property
     def metrics(self) -> dict[str, float]:
-        return stage_deltas(self.record.timestamps)
+        m = stage_deltas(self.record.timestamps)
+        if self.heard is not None:
+            if self.heard.first_sound_ms is not None:
+                m["heard_first_sound"] = self.heard.first_sound_ms
+            if self.heard.first_answer_ms is not None:
+                m["heard_first_answer"] = self.heard.first_answer_ms
+        return m
+
+    @property
+    def clock_gap_ms(self) -> float | None:
+        """Pipeline clocks minus the audio, for the first sound (None: not comparable)."""
+        m = self.metrics
+        if "heard_first_sound" not in m or "first_sound" not in m:
+            return None
+        return m["first_sound"] - m["heard_first_sound"]
 
     def as_dict(self) -> dict[str, Any]:
         r = self.record.as_dict()
@@ -93,6 +133,9 @@ class TurnSample:
             "timestamps": r["timestamps"],
             "since_speech_end_ms": r["since_speech_end_ms"],
             "metrics": {k: round(v, 1) for k, v in self.metrics.items()},
+            "heard": None if self.heard is None else self.heard.as_dict(),
+            "speech_basis": self.speech_basis,
+            "clock_gap_ms": None if (g := self.clock_gap_ms) is None else round(g, 1),
             "audio": [
                 {"label": label, "start": round(a, 4), "end": round(b, 4)}
                 for label, a, b in self.audio
@@ -181,6 +224,8 @@ class PipelineReport:
     tts_rtf: float = float("nan")
     comparisons: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra_measured: dict[str, float] = field(default_factory=dict)
+    slowest: Any = None
+    """pipeline.Slowest: the slowest turn with both recordings, for the waveform plot."""
 
     def stt_dist(self) -> Dist:
         return Dist.of([t.stt_ms for t in self.turns if t.stt_ms is not None])
@@ -191,15 +236,18 @@ class PipelineReport:
         return sum(ms / 1000 for ms, _ in pairs) / audio if audio else float("nan")
 
     def measured(self) -> dict[str, float]:
-        """The figures `--check` knows by target name."""
+        """The figures `--check` knows by target name (voice-to-voice from the audio)."""
         tiers = tier_summary(self.turns)
         out: dict[str, float] = dict(self.extra_measured)
-        if "local" in tiers:
-            out["local_voice_to_voice_p50"] = tiers["local"]["first_answer_sample"].p50
+        for tier in ("skill", "local"):
+            if tier in tiers:
+                d = tiers[tier]["heard_first_answer"]
+                out[f"{tier}_voice_to_voice_p50"] = d.p50
+                out[f"{tier}_voice_to_voice_p95"] = d.p95
         cloud = [
-            m["filler_first_sample"]
+            m["heard_first_sound"]
             for t in self.turns
-            if t.tier in ("haiku", "agent") and "filler_first_sample" in (m := t.metrics)
+            if t.tier in ("haiku", "agent") and "heard_first_sound" in (m := t.metrics)
         ]
         if cloud:
             out["cloud_filler_p50"] = Dist.of(cloud).p50
@@ -208,6 +256,18 @@ class PipelineReport:
             out["stt_p50"] = stt.p50
             out["stt_2s_command"] = stt.p50
         return out
+
+    def talked_over(self) -> list[TurnSample]:
+        """Turns whose reply started before the person had finished speaking."""
+        return [t for t in self.turns if (v := t.heard_ms) is not None and v < 0]
+
+    def clock_disagreements(self, limit_ms: float = CLOCK_GAP_FLAG_MS) -> list[TurnSample]:
+        """Turns where the pipeline's clocks and the audio differ by more than `limit_ms`."""
+        return [t for t in self.turns if (g := t.clock_gap_ms) is not None and abs(g) > limit_ms]
+
+    def unanswered(self) -> int:
+        """Utterances in the input that got no reply turn of their own."""
+        return sum(1 for t in self.turns if t.heard is None and t.record.addressed)
 
     def as_dict(self, check: Sequence[TargetResult] = ()) -> dict[str, Any]:
         tiers = tier_summary(self.turns)
@@ -229,6 +289,11 @@ class PipelineReport:
                 "rtf": {"stt": _num(self.stt_rtf(), 4), "tts": _num(self.tts_rtf, 4)},
                 "cost_usd": round(sum(t.record.cost_usd for t in self.turns), 6),
             },
+            "talked_over": [_where(t) for t in self.talked_over()],
+            "clock_disagreements": [
+                {**_where(t), "clock_gap_ms": round(t.clock_gap_ms or 0.0, 1)}
+                for t in self.clock_disagreements()
+            ],
             "comparisons": self.comparisons,
             "measured": {k: _num(v, 3) for k, v in self.measured().items()},
             "check": [r.as_dict() for r in check],
@@ -237,12 +302,16 @@ class PipelineReport:
 
 def format_pipeline(report: PipelineReport) -> str:
     tiers = tier_summary(report.turns)
+    bases = sorted({t.speech_basis for t in report.turns if t.speech_basis})
     lines = [
         f"pipeline: {len(report.turns)} turns over {len(report.setup.get('files', []))} files"
         f" x {report.setup.get('repeats')} repeats"
-        f"{' (after a warm-up pass)' if report.setup.get('warmup') else ''};"
+        f"{' (after a warm-up)' if report.setup.get('warmup') else ''};"
         f" cloud: {report.setup.get('cloud')}",
-        "  ms after the end of speech (stt_wait, routing: step durations)",
+        "  ms after the end of speech. heard_*: measured FROM THE AUDIO (input paced in real",
+        f"  time, first reply sample >= {report.setup.get('level_dbfs', -40)} dBFS); the rest:",
+        "  the pipeline's own clocks, where the time goes (stt_wait, routing: step durations).",
+        *(f"  end of speech: {b}" for b in bases),
     ]
     for tier, metrics in tiers.items():
         n = sum(1 for s in report.turns if s.tier == tier and s.record.addressed)
@@ -252,6 +321,20 @@ def format_pipeline(report: PipelineReport) -> str:
             d = metrics[key]
             if d.n:
                 lines.append(f"    {key:22s} {d.p50:8.0f} {d.p95:8.0f} {d.max:8.0f} {d.n:4d}")
+    over = report.talked_over()
+    lines.append(
+        f"  replies that started before the speech ended: {len(over)}"
+        + "".join(f"\n    {t.file}#{t.repeat}: {t.heard_ms:.0f} ms" for t in over)
+    )
+    lines.append(f"  turns that were not the first reply to an utterance: {report.unanswered()}")
+    gaps = report.clock_disagreements()
+    lines.append(
+        f"  turns where clocks and audio disagree by > {CLOCK_GAP_FLAG_MS:.0f} ms: {len(gaps)}"
+        + "".join(
+            f"\n    {t.file}#{t.repeat} [{t.tier}]: clocks {t.clock_gap_ms:+.0f} ms vs audio"
+            for t in gaps[:10]
+        )
+    )
     stt = report.stt_dist()
     lines.append(
         f"  STT engine time p50 {_fmt(stt.p50)} ms, p95 {_fmt(stt.p95)} ms (n={stt.n});"
@@ -261,7 +344,7 @@ def format_pipeline(report: PipelineReport) -> str:
     if report.setup.get("cloud") == "live":
         lines.append(f"  cost of cloud turns: ${cost:.5f}")
     if report.comparisons:
-        lines.append("comparisons (same run, side by side)")
+        lines.append("comparisons (each side measured in its own run, same invocation)")
         for name, c in report.comparisons.items():
             r = c.get("ratio")
             shown = "skipped" if c.get("skipped") else "-" if r is None else f"{r:.2f}x"
@@ -269,6 +352,16 @@ def format_pipeline(report: PipelineReport) -> str:
             for detail in c.get("lines", []):
                 lines.append(f"      {detail}")
     return "\n".join(lines)
+
+
+def _where(t: TurnSample) -> dict[str, Any]:
+    return {
+        "file": t.file,
+        "repeat": t.repeat,
+        "tier": t.tier,
+        "transcript": t.record.transcript,
+        "heard_first_sound_ms": None if (v := t.heard_ms) is None else round(v, 1),
+    }
 
 
 def _fmt(v: float, digits: int = 0) -> str:

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 METRICS: tuple[tuple[str, str], ...] = (
+    ("heard_first_sound", "FROM THE AUDIO: end of speech -> first audible sample"),
+    ("heard_first_answer", "FROM THE AUDIO: end of speech -> first audible answer sample"),
     ("end_of_turn", "end of speech -> end-of-turn decision"),
     ("stt_wait", "end-of-turn -> transcript (STT not hidden by the hangover)"),
     ("routing", "transcript -> route decided"),
+    ("home_call", "route decided -> Home Assistant answered (device requests)"),
     ("filler_first_sample", "end of speech -> first filler sample"),
     ("first_token", "end of speech -> first LLM token"),
     ("first_chunk", "end of speech -> first speakable chunk"),
@@ -22,7 +25,9 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("first_sound", "end of speech -> first sound (filler or answer)"),
     ("last_sample", "end of speech -> last sample"),
 )
-"""(metric key, meaning); every value is in milliseconds."""
+"""(metric key, meaning); every value is in milliseconds. The `heard_*` metrics come
+from the input and reply recordings (atlas.bench.heard); the others from the pipeline's
+own stage stamps, whose end of speech is the VAD's: they show where the time goes."""
 
 
 def stage_deltas(timestamps: Mapping[str, float]) -> dict[str, float]:
@@ -57,6 +62,8 @@ def stage_deltas(timestamps: Mapping[str, float]) -> dict[str, float]:
         out["stt_wait"] = max(0.0, (tr - eot) * 1000.0)
     if tr is not None and route is not None:
         out["routing"] = (route - tr) * 1000.0
+    if route is not None and "home" in timestamps:
+        out["home_call"] = (timestamps["home"] - route) * 1000.0
     sounds = [
         v for v in (since("filler_first_sample"), since("first_answer_sample")) if v is not None
     ]

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
@@ -43,6 +43,9 @@ from atlas.llm.model_check import model_gone_warning
 from atlas.logs import redact_text
 from atlas.persona import Persona
 from atlas.skills import SkillAnswer, SkillSet
+
+if TYPE_CHECKING:
+    from atlas.home import HomeStage
 
 log = structlog.get_logger("atlas.router")
 
@@ -81,11 +84,13 @@ class RouteDecision:
     skill: SkillAnswer | None = None
     decide_ms: float = 0.0
     classification: Classification | None = field(default=None, repr=False)
+    home: str | None = None
+    """A device request ('control', 'state', 'weather', 'confirm'): the home stage goes first."""
 
     @property
     def wants_filler(self) -> bool:
         """Cloud answers start with a filler phrase (the Poker Face Protocol)."""
-        return self.tier in CLOUD_TIERS
+        return self.tier in CLOUD_TIERS and self.home is None
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,8 @@ class AnswerResult:
     first_text_ms: float | None = None
     """From the start of respond() to the first text it yielded."""
     cost_usd: float = 0.0
+    home_at: float | None = None
+    """Monotonic time the home stage's Home Assistant calls ended (device requests)."""
 
 
 AnswerItem = str | AnswerResult
@@ -133,6 +140,7 @@ class Router:
         stages: Sequence[RequestStage] = (),
         guard_policies: Mapping[Tier, GuardPolicy] | None = None,
         local_declines: bool = False,
+        home: HomeStage | None = None,
     ) -> None:
         self._classifier = classifier
         self._skills = skills
@@ -147,6 +155,7 @@ class Router:
         self._local_temperature = local_temperature
         self._max_query_chars = max_query_chars
         self._agent_steps = agent_steps
+        self._home = home
         self._disabled: set[Tier] = set()
         self._stages = tuple(stages)
         """Consulted after the skills, before any model (Home Assistant, the gate)."""
@@ -194,7 +203,9 @@ class Router:
         """Classify and apply budget/breaker/key state; calls no model."""
         t0 = time.perf_counter()
         text = self._clip(text)
-        skill = self._skills.handle(text, self._now())
+        home = self._home.wants(text) if self._home is not None else None
+        # A pending "Shall I unlock the front door?" owns the yes/no, even "cancel".
+        skill = None if home == "confirm" else self._skills.handle(text, self._now())
         if skill is not None:
             return RouteDecision(
                 text, "local", "local", "skill", f"skill '{skill.skill}'", 1.0,
@@ -203,7 +214,9 @@ class Router:
         c = self._classifier.classify(text)
         mode = self._budget.status().mode
         tier, downgrade, line = self._apply_state(c, mode)
-        honest = self._honest_line(text, c, tier)
+        # A request Home Assistant can act on or answer goes to it (in respond); only
+        # without it do the honest lines speak for the house.
+        honest = None if home is not None else self._honest_line(text, c, tier)
         if honest is not None:
             return RouteDecision(
                 text, "local", c.tier, honest.skill.split(":")[0], f"honest line ({honest.skill})",
@@ -222,6 +235,7 @@ class Router:
             lead_line=self._persona.line(line) if line else None,
             decide_ms=_ms(t0),
             classification=c,
+            home=home,
         )
 
     def _honest_line(self, text: str, c: Classification, tier: Tier) -> SkillAnswer | None:
@@ -313,6 +327,15 @@ class Router:
             by = "skill" if d.stage == "skill" else "persona"
             yield AnswerResult(d, by, d.skill.text, first_text_ms=first[0])
             return
+        if d.home is not None and self._home is not None:
+            reply = await self._home.handle(d.text, d.home)
+            if reply is not None:  # None: Home Assistant did not recognise it; go on
+                yield say(reply.text)
+                self._memory.add(d.text, reply.text)
+                yield AnswerResult(
+                    d, "home", reply.text, first_text_ms=first[0], home_at=reply.done_at
+                )
+                return
 
         history = self._memory.messages()
         lead = d.lead_line

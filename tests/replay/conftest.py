@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import time
 import wave
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import pytest
+import pytest_asyncio
 
 from atlas.app import Ears, build_ears, build_store
 from atlas.assistant import Assistant
@@ -41,6 +43,13 @@ REPLY_RATE = 22_050
 FRAME = 512
 FRAME_S = FRAME / RATE_IN
 FAKE_KEY = "sk-ant-test-replay-0000"
+
+
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[FakeAnthropic]:
+    """A fake Anthropic API on 127.0.0.1, one per test module."""
+    with FakeAnthropic() as fake:
+        yield fake
 
 
 def replay_settings(tmp: Path, anthropic_url: str) -> Settings:
@@ -90,6 +99,16 @@ async def load_parts(tmp: Path, anthropic: FakeAnthropic) -> Parts:
     return Parts(settings, ears, brain, tts, fillers, persona, anthropic)
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def parts(
+    anthropic: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Parts]:
+    """The models, loaded once per test module (each module has its own event loop)."""
+    loaded = await load_parts(tmp_path_factory.mktemp("replay"), anthropic)
+    yield loaded
+    await loaded.aclose()
+
+
 # ------------------------------------------------------------------------ a session
 
 
@@ -129,7 +148,7 @@ class ReplaySession:
         )
         config = replace(s.assistant, barge_in=barge_in)
         self.conversation = Conversation(
-            parts.ears, self.assistant, config, parts.brain.timers, self._record
+            parts.ears, self.assistant, config, parts.brain.timers, self._record, s.turn_taking
         )
 
     def _record(self, record: TurnRecord) -> None:

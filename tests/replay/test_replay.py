@@ -15,27 +15,25 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from structlog.testing import capture_logs
 
 from atlas.llm.router import AnswerResult, RouteDecision
-from atlas.testing.fake_anthropic import FakeAnthropic, FakeScript
+from atlas.testing.fake_anthropic import FakeScript
 from atlas.turn import STAGES, TurnRecord
 from tests.conftest import ROOT
 from tests.replay.conftest import (
     REPLY_RATE,
     Do,
     Parts,
+    Pause,
     ReplaySession,
     ScriptedSource,
     Speak,
     Until,
     fixture_row,
-    load_parts,
     read_wav,
     segment_rms,
     silence,
@@ -54,21 +52,6 @@ LONG_ANSWER = (
     "outside and carrying it indoors. In summer the same machine simply runs in reverse "
     "and cools the rooms instead."
 )
-
-
-@pytest.fixture(scope="module")
-def anthropic() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as fake:
-        yield fake
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def parts(
-    anthropic: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Parts]:
-    loaded = await load_parts(tmp_path_factory.mktemp("replay"), anthropic)
-    yield loaded
-    await loaded.aclose()
 
 
 def assert_ordered_without_overlap(session: ReplaySession) -> None:
@@ -120,7 +103,7 @@ async def test_local_command_is_answered_locally_without_filler(
     rec = records[0]
     assert close_enough(fixture_row(name)["text"], rec.transcript), rec.transcript
     assert rec.addressed and rec.interrupted is None
-    assert rec.tier in ("local", "skill", "persona") and rec.wanted == "local"
+    assert rec.tier in ("local", "skill", "home", "persona") and rec.wanted == "local"
     assert rec.answer.strip() and rec.heard == " ".join(rec.heard.split())
     # No Poker Face for local turns: not a single filler sample.
     assert rec.filler is None and "filler_first_sample" not in rec.timestamps
@@ -162,7 +145,8 @@ async def test_two_turns_in_one_file(parts: Parts, tmp_path: Path) -> None:
     assert [r.addressed for r in records] == [True, True]
     assert close_enough("what time is it", records[0].transcript.split(",", 1)[-1])
     assert "lights" in records[1].transcript.lower()
-    assert all(r.tier in ("local", "skill", "persona") and r.filler is None for r in records)
+    tiers = ("local", "skill", "home", "persona")
+    assert all(r.tier in tiers and r.filler is None for r in records)
     assert_answer_audible(session)
     assert_ordered_without_overlap(session)
 
@@ -252,21 +236,33 @@ async def _recover_haiku(parts: Parts) -> None:
 # --------------------------------------------------------------------- echo guard
 
 
-async def test_echo_of_atlas_own_answer_is_dropped(parts: Parts, tmp_path: Path) -> None:
-    parts.anthropic.enqueue(FakeScript(text=HEAT_PUMP))
-    echo = synthesize_16k(parts.tts, HEAT_PUMP)  # ATLAS's voice coming back in
-    wav = write_wav_16k(
-        tmp_path / "echo.wav", speech("haiku_heat_pump.wav"), silence(0.5), echo, silence(0.5)
+NO_ANSWER = "No, it will not rain tomorrow. No umbrella needed."
+
+
+async def test_a_short_no_after_a_reply_that_said_no_is_heard(parts: Parts, tmp_path: Path) -> None:
+    """The old echo guard dropped "no" as an echo of any recent reply containing it; it
+    is a follow-up when ATLAS had stopped speaking before it began."""
+    parts.anthropic.enqueue(FakeScript(text=NO_ANSWER))
+    session = ReplaySession(parts, tmp_path / "reply.wav", realtime=True)
+    source = ScriptedSource(
+        [
+            Speak(speech("haiku_heat_pump.wav")),
+            Until(
+                lambda: bool(session.records) and not session.sink.is_playing,
+                "ATLAS has finished its reply",
+            ),
+            Pause(0.4),
+            Speak(synthesize_16k(parts.tts, "No.")),
+            Pause(1.5),
+        ],
+        start_at=session.started,
     )
-    session = ReplaySession(parts, tmp_path / "reply.wav", realtime=False)
-    records = await session.run(session.file_source(wav))
-    assert len(records) == 2, [r.transcript for r in records]
-    first, echoed = records
-    assert first.tier == "haiku" and first.answer == HEAT_PUMP
-    # Inside the follow-up window, so only the echo guard can have dropped it.
-    assert not echoed.addressed and "echo" in (echoed.ignored_reason or "")
-    assert echoed.answer == "" and echoed.filler is None
-    assert [s.label for s in session.segments].count("filler") == 1
+    records = await session.run(source, until=lambda rs: len(rs) >= 2, timeout_s=60)
+    assert source.timed_out == []
+    first, no = records
+    assert first.answer == NO_ANSWER
+    assert no.addressed and no.ignored_reason is None, no
+    assert "no" in no.transcript.lower()
 
 
 # ----------------------------------------------------------------------- barge-in
@@ -441,7 +437,7 @@ async def test_cli_replay_json_and_out(parts: Parts, tmp_path: Path) -> None:
         assert set(obj["timestamps"]) <= set(STAGES)
     for obj in lines[:2]:
         assert obj["tier"] == "skill" and obj["reason"]
-        assert set(STAGES) - {"filler_first_sample"} == set(obj["timestamps"])
+        assert set(STAGES) - {"filler_first_sample", "home"} == set(obj["timestamps"])
         stamps = [obj["timestamps"][s] for s in STAGES if s in obj["timestamps"]]
         assert stamps[:3] == sorted(stamps[:3])  # speech start, end, end of turn
     assert "time" in lines[0]["transcript"].lower()

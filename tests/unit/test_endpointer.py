@@ -179,7 +179,19 @@ def test_pause_shorter_than_hangover_continues_the_turn() -> None:
     assert isinstance(resumed, SpeechResumed)
     assert resumed.at_s == pytest.approx(40 * FRAME_S)
     (u,) = utterances(events)
-    assert set(range(5, 60)) <= set(frames_in(u.audio))
+    heard = set(frames_in(u.audio))
+    assert set(range(5, 25)) <= heard and set(range(40, 60)) <= heard
+    # The 480 ms pause inside the speech reaches the transcriber as 300 ms.
+    assert not set(range(31, 34)) & heard
+
+
+def test_long_inner_pause_is_squeezed_but_keeps_its_edges() -> None:
+    config = EndpointerConfig(hangover_ms=2000)
+    (u,) = utterances(run([S] * 5 + [V] * 20 + [S] * 20 + [V] * 20 + [S] * 70, config))
+    heard = frames_in(u.audio)
+    assert 25 in heard and 44 in heard  # the pause's edges
+    assert 35 not in heard  # its middle
+    assert np.all(np.diff(u.audio) >= 0)  # in order
 
 
 def test_pause_reaching_hangover_ends_the_turn() -> None:
@@ -414,10 +426,49 @@ def test_utterances_are_ordered_bounded_and_long_enough(
         previous_end = audio_end_s(e)
         assert e.duration_s <= bound_s + EPS
         assert e.start_s <= e.speech_start_s < e.last_voiced_s <= e.end_of_turn_s + EPS
-        # the audio is the contiguous stretch of the stream that start_s says it is
+        # the audio is the stretch of the stream that start_s says it is, in order (long
+        # pauses inside the speech squeezed)
         first_sample = round(e.start_s * SAMPLE_RATE)
-        expected = (first_sample + np.arange(len(e.audio))) // FRAME_SAMPLES
-        assert np.array_equal(e.audio, expected.astype(np.float32))
+        assert e.audio[0] == first_sample // FRAME_SAMPLES
+        assert np.all(np.diff(e.audio) >= 0)
         # every voiced frame was at least above neg_threshold, so this bounds voiced audio
         loud = [i for i in frames_in(e.audio) if probs[i] >= vad.neg_threshold]
         assert len(loud) * FRAME_SAMPLES >= config.min_utterance_ms * SAMPLE_RATE / 1000
+
+
+def test_a_pause_can_be_given_its_own_hangover() -> None:
+    ep = make()
+    events: list[object] = []
+    for i, p in enumerate([S] * 5 + [V] * 20):
+        events += ep.process(frame(i), p)
+    assert ep.pause_ms is None  # still speaking
+    events += ep.process(frame(25), S)
+    assert ep.pause_ms == pytest.approx(32.0)
+    ep.set_pause_hangover(150)  # judged complete: a short pause ends it
+    for i in range(26, 40):
+        events += ep.process(frame(i), S)
+    (u,) = utterances(events)
+    assert u.end_of_turn_s == pytest.approx(30 * FRAME_S)  # 5 silent frames = 160 ms
+
+
+def test_a_pause_can_be_closed_at_once_and_speech_forgets_its_hangover() -> None:
+    ep = make()
+    for i, p in enumerate([S] * 5 + [V] * 20 + [S] * 3):
+        ep.process(frame(i), p)
+    ep.set_pause_hangover(3000)
+    ep.process(frame(28), V)  # speech resumes: back to the configured 500 ms
+    events: list[object] = []
+    for i in range(29, 29 + 16):
+        events += ep.process(frame(i), S)
+    assert len(utterances(events)) == 1
+    assert ep.close_pause() is None  # no turn open any more
+
+
+def test_close_pause_ends_the_turn_only_in_a_pause() -> None:
+    ep = make()
+    for i, p in enumerate([S] * 5 + [V] * 20):
+        ep.process(frame(i), p)
+    assert ep.close_pause() is None  # mid-speech
+    ep.process(frame(25), S)
+    u = ep.close_pause()
+    assert isinstance(u, Utterance) and u.last_voiced_s == pytest.approx(25 * FRAME_S)

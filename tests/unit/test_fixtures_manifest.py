@@ -132,7 +132,7 @@ def test_noisy_speech_has_roughly_the_stated_snr(row: dict[str, str]) -> None:
 
 
 def test_pause_fixture_has_short_inner_pauses_and_one_turn() -> None:
-    (row,) = [r for r in ROWS if r["kind"] == "pause"]
+    (row,) = [r for r in ROWS if r["file"] == "pause_one_two_three.wav"]
     x = load(row)
     ((start, end),) = spans(row)
     inside = x[round(start * 16000) : round(end * 16000)]

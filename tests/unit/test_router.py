@@ -15,6 +15,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from atlas.home import HomeStage
 from atlas.llm.anthropic import AnthropicClient
 from atlas.llm.base import CLOUD_TIERS, ErrorKind, LLMClient, LLMError, Message, Price, Tier
 from atlas.llm.breaker import CloudBreaker
@@ -88,6 +89,7 @@ async def build(tmp_path: Path, settings: Settings) -> AsyncIterator[Build]:
         max_query_chars: int = 2000,
         agent_steps: int = 1,
         local_transport: httpx.AsyncBaseTransport | None = None,
+        home: HomeStage | None = None,
     ) -> Parts:
         timers = TimerService()
         persona = Persona(settings.persona)
@@ -125,6 +127,7 @@ async def build(tmp_path: Path, settings: Settings) -> AsyncIterator[Build]:
             now=lambda: datetime(2026, 3, 5, 15, 20, tzinfo=UTC),
             max_query_chars=max_query_chars,
             agent_steps=agent_steps,
+            home=home,
         )
         opened.append((list(clients.values()), ledger, timers))
         return Parts(router, ledger, breakers, persona, clock)

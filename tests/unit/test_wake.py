@@ -104,36 +104,58 @@ def test_wake_phrase_wins_over_follow_up_reason() -> None:
     assert got.reason == "wake_phrase" and got.text == "and tomorrow?"
 
 
-def test_echo_of_what_atlas_said_is_dropped_even_in_the_follow_up_window() -> None:
+def test_echo_of_what_atlas_was_playing_is_dropped_even_in_the_follow_up_window() -> None:
     clock = Clock(100.0)
     g = gate(clock, echo_window_s=20.0)
-    said = "Heat pumps move heat rather than make it."
-    g.remember_said(said)
-    g.open_followup(101.0)
-    clock.t = 102.0
-    for heard in (said, "heat pumps move heat rather than make it", "move heat rather than make"):
-        got = g.check(heard)
-        assert not got.addressed and "echo" in got.reason
+    g.remember_played("Heat pumps move heat rather than make it.", 100.0, 102.5)
+    g.remember_played("That is why they are cheap to run.", 102.6, 104.5)
+    g.open_followup(104.5)
+    clock.t = 106.0
+    for heard, started in (
+        ("heat pumps move heat rather than make it", 100.1),
+        ("move heat rather than make it that is why", 101.0),
+        ("that is why they are cheap to run", 104.65),  # in the echo tail
+    ):
+        got = g.check(heard, started_at=started)
+        assert not got.addressed and "echo" in got.reason, heard
     # Something else in the window is a follow-up, not an echo.
-    assert g.check("and how much do they cost?").reason == "follow_up"
+    assert g.check("and how much do they cost?", started_at=102.0).reason == "follow_up"
 
 
-def test_echo_guard_forgets_after_its_window() -> None:
+@pytest.mark.parametrize("word", ["no", "yes", "stop", "thanks", "again"])
+def test_a_short_reply_after_atlas_stopped_is_heard_even_if_atlas_said_it(word: str) -> None:
+    clock = Clock(100.0)
+    g = gate(clock)
+    g.remember_played(f"It is now twenty past nine, {word} doubt about it.", 100.0, 102.0)
+    g.open_followup(102.0)
+    clock.t = 104.0
+    got = g.check(word, started_at=103.0)  # 1 s after ATLAS went quiet
+    assert got.addressed and got.reason == "follow_up"
+
+
+def test_speech_over_atlas_that_is_not_its_words_is_no_echo() -> None:
+    clock = Clock(100.0)
+    g = gate(clock, enabled=False)
+    g.remember_played("It is now twenty past nine.", 100.0, 102.0)
+    assert g.check("what about tomorrow", started_at=101.0).addressed
+    assert not g.check("twenty past nine", started_at=101.0).addressed
+
+
+def test_echo_guard_forgets_after_its_window_and_needs_timing() -> None:
     clock = Clock(100.0)
     g = gate(clock, echo_window_s=20.0, enabled=False)
-    g.remember_said("It is twelve oh nine at night.")
-    clock.t = 110.0
-    assert not g.check("it is twelve oh nine at night").addressed
-    clock.t = 121.0
-    assert g.check("it is twelve oh nine at night").addressed
+    g.remember_played("It is twelve oh nine at night.", 100.0, 101.0)
+    assert not g.check("it is twelve oh nine at night", started_at=100.2).addressed
+    assert g.check("it is twelve oh nine at night").addressed  # no timing: not an echo
+    clock.t = 122.0
+    assert g.check("it is twelve oh nine at night", started_at=100.2).addressed
 
 
 def test_echo_guard_keeps_a_bounded_memory() -> None:
     clock = Clock(100.0)
     g = gate(clock, enabled=False)
-    g.remember_said("the very first sentence ATLAS said")
+    g.remember_played("the very first sentence ATLAS said", 100.0, 100.5)
     for i in range(50):
-        g.remember_said(f"filler number {i} of many")
-    # Only the last few lines are remembered; the first one is no echo any more.
-    assert g.check("the very first sentence ATLAS said").addressed
-    assert not g.check("filler number 49 of many").addressed
+        g.remember_played(f"filler number {i} of many", 101.0 + i, 101.5 + i)
+    assert g.check("the very first sentence ATLAS said", started_at=100.1).addressed
+    assert not g.check("filler number 49 of many", started_at=150.1).addressed
