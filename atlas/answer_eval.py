@@ -51,7 +51,7 @@ _GUSH = re.compile(
 )
 _HONEST = re.compile(
     r"\b(?:can't|cannot|can not|couldn't|afraid|no means|no way|not able|unable|don't keep|"
-    r"haven't|no window|no hand|isn't|aren't connected|not connected|not running)\b",
+    r"haven't|no window|isn't|aren't connected|not running|no hand on|not answering)\b",
     re.IGNORECASE,
 )
 _DECLINE = re.compile(

@@ -13,7 +13,7 @@ from datetime import datetime, tzinfo
 
 import structlog
 
-from atlas.home import HomeStage, connect
+from atlas.home import HomeConnection, HomeStage, connect
 from atlas.home.tools import home_tools
 from atlas.honesty import CapabilityGate, RequestStage
 from atlas.llm.agent import AgentRunner
@@ -136,8 +136,8 @@ def _router(
         max_query_chars=settings.llm.max_query_chars,
         agent_steps=settings.llm.agent_loop.max_steps,
         stages=request_stages(),
-        local_declines=local_declines(settings, clients.get("local")),
         home=home,
+        local_declines=local_declines(settings, clients.get("local")),
     )
 
 
@@ -168,7 +168,7 @@ def build_explainer(settings: Settings, store: ModelStore, secrets: Secrets) -> 
     skills = build_skills(tz, TimerService())
     return _router(
         settings, build_classifier(settings, store), skills, open_budget(settings), clients, now,
-        build_home(settings),
+        HomeStage(settings.home_assistant, HomeConnection(None)),  # detection only, no calls
     )  # fmt: skip
 
 

@@ -248,10 +248,7 @@ class Conversation:
     def _joined(self, audio: Samples) -> Samples:
         """The continued turn's audio, a short gap, then `audio` (else `audio` alone)."""
         prev = self._continuing
-        if prev is None:
-            return audio
-        gap = np.zeros(round(_JOIN_GAP_S * SAMPLE_RATE), dtype=np.float32)
-        return np.concatenate([prev.audio, gap, audio]).astype(np.float32, copy=False)
+        return audio if prev is None else _joined_audio(prev.audio, audio)
 
     def _listening(self) -> bool:
         # A fast replay finishes each turn before reading on: the simulated speaker's
@@ -318,11 +315,15 @@ _JOIN_GAP_S = 0.2
 """Silence put between the pieces of a continued utterance (the real gap is not kept)."""
 
 
+def _joined_audio(first: Samples, second: Samples) -> Samples:
+    gap = np.zeros(round(_JOIN_GAP_S * SAMPLE_RATE), dtype=np.float32)
+    return np.concatenate([first, gap, second]).astype(np.float32, copy=False)
+
+
 def _join(first: Utterance, second: Utterance) -> Utterance:
     """One utterance from a turn and its continuation: Whisper hears the whole."""
-    gap = np.zeros(round(_JOIN_GAP_S * SAMPLE_RATE), dtype=np.float32)
     return Utterance(
-        audio=np.concatenate([first.audio, gap, second.audio]).astype(np.float32, copy=False),
+        audio=_joined_audio(first.audio, second.audio),
         start_s=first.start_s,
         speech_start_s=first.speech_start_s,
         last_voiced_s=second.last_voiced_s,

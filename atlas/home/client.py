@@ -78,10 +78,15 @@ class HomeClient:
         return EntityState.parse(await self._request("GET", f"/api/states/{entity_id}"))
 
     async def call_service(
-        self, domain: str, service: str, data: Mapping[str, Any]
+        self, domain: str, service: str, data: Mapping[str, Any], *, timeout_s: float | None = None
     ) -> list[EntityState]:
-        """Call a service; returns the states it changed (as Home Assistant reports them)."""
-        changed = await self._request("POST", f"/api/services/{domain}/{service}", dict(data))
+        """Call a service; returns the states it changed (as Home Assistant reports them).
+
+        Home Assistant answers when the service has finished (a lock motor: seconds), so a
+        caller that only needs it started gives a longer `timeout_s` and does not wait.
+        """
+        path = f"/api/services/{domain}/{service}"
+        changed = await self._request("POST", path, dict(data), timeout_s=timeout_s)
         return [EntityState.parse(s) for s in changed] if isinstance(changed, list) else []
 
     async def converse(self, text: str, language: str) -> Mapping[str, Any]:
@@ -99,9 +104,12 @@ class HomeClient:
         data = await self._request("GET", "/api/")
         return str(data.get("message", "")) if isinstance(data, Mapping) else ""
 
-    async def _request(self, method: str, path: str, body: Any = None) -> Any:
+    async def _request(
+        self, method: str, path: str, body: Any = None, timeout_s: float | None = None
+    ) -> Any:
+        timeout = self._http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
         try:
-            r = await self._http.request(method, path, json=body)
+            r = await self._http.request(method, path, json=body, timeout=timeout)
         except httpx.TimeoutException:
             raise HomeError(
                 "timeout", f"Home Assistant at {self.url} did not answer {path} in time"

@@ -24,8 +24,6 @@ DEFAULT_DOMAINS = (
     "climate",
     "lock",
     "media_player",
-    "scene",
-    "script",
     "vacuum",
     "humidifier",
     "water_heater",
@@ -40,10 +38,11 @@ DEFAULT_DOMAINS = (
 class HomeAssistantConfig:
     url: str | None = None
     """Home Assistant's base URL, e.g. http://homeassistant.local:8123 (HA_URL overrides)."""
-    timeout_s: float = bounded(1.5, 0.1, 30.0)
+    timeout_s: float = bounded(1.0, 0.1, 30.0)
     """Deadline for one device request (every call it makes); then an honest line."""
     allowed_domains: tuple[str, ...] = DEFAULT_DOMAINS
-    """Domains the agent tier may read and act on."""
+    """Domains the agent tier may read and act on. Scripts and scenes are left out by
+    default: one of them may unlock a door without the spoken confirmation."""
     confirm_window_s: float = bounded(15.0, 1.0, 120.0)
     """How long a "Shall I unlock the front door?" waits for its yes."""
     weather_entity: str | None = None

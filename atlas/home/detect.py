@@ -25,7 +25,7 @@ _NOUNS = (
     r"air conditioning|fans?|tv|telly|television|plugs?|sockets?|switch(?:es)?|music|radio|"
     r"volume|speakers?|blinds?|curtains?|shutters?|covers?|windows?|doors?|garage|gates?|"
     r"locks?|alarm|vacuum|hoover|humidifier|dehumidifier|siren|brightness|kettle|"
-    r"media player|roof)"
+    r"media player|roof|hvac|climate)"
 )
 _VERBS = (
     r"(?:turn|switch|flip|put|shut|dim|brighten|set|make|open|close|lock|unlock|arm|disarm|"
@@ -142,6 +142,34 @@ def sensitive_verb(t: str) -> str | None:
     if verb is None or not _SENSITIVE_NOUN.search(t):
         return None
     return "close" if verb.group("verb") == "shut" else verb.group("verb")
+
+
+_TEMPERATURE = re.compile(
+    r"\b(?:set|turn|put|change|make) (?:the |my |our )?(?P<target>.+?) (?:to|at) "
+    r"(?P<n>\d{1,2}(?:\.\d)?)(?: degrees?)?(?: (?:celsius|centigrade|fahrenheit))?$"
+)
+_DOMAIN_NOUNS = {
+    "light": ("light", "lights", "lamp", "lamps"),
+    "cover": ("blind", "blinds", "window", "windows", "shutters", "curtains", "covers"),
+    "fan": ("fan", "fans"),
+    "switch": ("switch", "switches", "plug", "plugs", "socket", "sockets"),
+    "media_player": ("speaker", "speakers", "tv", "television", "music"),
+    "lock": ("lock", "locks", "door", "doors"),
+}
+
+
+def target_temperature(t: str) -> tuple[str, float] | None:
+    """("heating", 21.0) for "set the heating to 21 degrees" (None for brightness)."""
+    m = _TEMPERATURE.search(t)
+    if m is None or "percent" in t:
+        return None
+    return m.group("target"), float(m.group("n"))
+
+
+def domain_of(obj: str) -> str | None:
+    """The kind of device a phrase names by its last word ("living room lights" -> light)."""
+    last = obj.split()[-1] if obj.split() else ""
+    return next((d for d, nouns in _DOMAIN_NOUNS.items() if last in nouns), None)
 
 
 def when(t: str) -> Literal["today", "tomorrow"]:

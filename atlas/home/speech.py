@@ -86,6 +86,11 @@ def describe(s: EntityState, name: str | None = None) -> str:
     return f"{_cap(who)} {be} {state.replace('_', ' ')}"
 
 
+def listing(items: Sequence[str]) -> str:
+    """'a, b or c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
 def sentences(parts: Sequence[str]) -> str:
     """Sentences joined, the first addressed to the listener ("..., sir.")."""
     if not parts:

@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import structlog
@@ -32,25 +32,27 @@ from atlas.home.detect import (
     brightness_rewrites,
     clean,
     detect,
+    domain_of,
     is_no,
     is_yes,
     sensitive_verb,
     spoken_object,
+    target_temperature,
     when,
+)
+from atlas.home.resolve import (
+    SERVICES,
+    for_day,
+    known,
+    resolve_sensitive,
+    targets,
 )
 
 log = structlog.get_logger("atlas.home")
 
-SENSITIVE_COVERS = ("garage", "door", "gate")
-_SERVICES = {
-    ("lock", "lock"): "lock",
-    ("lock", "unlock"): "unlock",
-    ("lock", "open"): "open",
-    ("cover", "open"): "open_cover",
-    ("cover", "close"): "close_cover",
-    ("alarm_control_panel", "arm"): "alarm_arm_away",
-    ("alarm_control_panel", "disarm"): "alarm_disarm",
-}
+_SERVICE_TIMEOUT_S = 30.0
+"""A started service call may take this long (a lock motor) after the reply is spoken."""
+_HEATING_WORDS = re.compile(r"\b(?:heating|heat|heater|thermostat|temperature|climate)\b")
 
 
 @dataclass(frozen=True)
@@ -76,15 +78,6 @@ class PendingAction:
     expires_at: float
 
 
-def is_sensitive(s: EntityState) -> bool:
-    if s.domain in ("lock", "alarm_control_panel"):
-        return True
-    if s.domain != "cover":
-        return False
-    device_class = str(s.attributes.get("device_class") or "")
-    return device_class in SENSITIVE_COVERS or any(w in s.name.lower() for w in SENSITIVE_COVERS)
-
-
 class HomeStage:
     def __init__(
         self,
@@ -100,12 +93,17 @@ class HomeStage:
             self.client = HomeClient(connection.url, connection.token, config.timeout_s)
         self._clock = clock
         self._pending: PendingAction | None = None
+        self._calls: set[asyncio.Task[Any]] = set()
 
     @property
     def config(self) -> HomeAssistantConfig:
         return self._config
 
     async def aclose(self) -> None:
+        if self._calls:  # service calls still under way: a moment to finish, then stop
+            _, late = await asyncio.wait(self._calls, timeout=2.0)
+            for task in late:
+                task.cancel()
         if self.client is not None:
             await self.client.aclose()
 
@@ -149,6 +147,8 @@ class HomeStage:
                     reply = await self._weather(self.client, t)
                 elif kind == "control" and (verb := sensitive_verb(t)) is not None:
                     reply = await self._sensitive(self.client, t, verb)
+                elif kind == "control" and (wanted := target_temperature(t)) is not None:
+                    reply = await self._set_temperature(self.client, t, *wanted)
                 else:
                     reply = await self._converse(self.client, t, kind)
         except TimeoutError:
@@ -196,14 +196,16 @@ class HomeStage:
             obj = spoken_object(t)
             if obj is None:
                 return None  # nothing named that we could check: the router goes on
-            if _known(await client.states(), obj):
+            if kind == "state" and (by_area := await self._area_state(client, obj)):
+                return by_area
+            if known(await client.states(), obj):
                 return self._reply(speech.not_understood(obj), "not_understood")
             return self._reply(speech.not_found(obj), "not_found")
         log.warning("home.not_done", code=code)
         return self._reply(speech.failed([]), "failed")
 
     async def _done(self, client: HomeClient, data: Mapping[str, Any], t: str) -> HomeReply:
-        success = _targets(data, "success")
+        success = targets(data, "success")
         ids = [x["id"] for x in success if x.get("type") == "entity"]
         states = list(await asyncio.gather(*(client.state(i) for i in ids)))
         domains = {s.domain for s in states}
@@ -212,7 +214,7 @@ class HomeStage:
         parts = [summary] if summary else [speech.describe(s) for s in states]
         failed = [
             x.get("name") or x["id"]
-            for x in _targets(data, "failed")
+            for x in targets(data, "failed")
             if x.get("type") == "entity" and str(x["id"]).split(".")[0] in domains
         ]
         if not parts:
@@ -229,7 +231,7 @@ class HomeStage:
         data: Mapping[str, Any],
         t: str,
     ) -> HomeReply:
-        ids = [x["id"] for x in _targets(data, "success") if x.get("type") == "entity"]
+        ids = [x["id"] for x in targets(data, "success") if x.get("type") == "entity"]
         if ids:
             states = await asyncio.gather(*(client.state(i) for i in ids))
             return self._reply(
@@ -252,7 +254,7 @@ class HomeStage:
             entity_id = found[0]
         if when(t) == "tomorrow":
             entries = await client.forecast(entity_id, "daily")
-            entry = _for_day(entries, date.today() + timedelta(days=1))
+            entry = for_day(entries, date.today() + timedelta(days=1))
             if entry is not None:
                 return self._reply(
                     speech.weather_forecast("tomorrow", entry), "answered", [entity_id]
@@ -262,10 +264,10 @@ class HomeStage:
         return self._reply(speech.weather_now(s), "answered", [entity_id])
 
     async def _sensitive(self, client: HomeClient, t: str, verb: str) -> HomeReply:
-        target = _resolve(await client.states(), t, verb)
+        target = resolve_sensitive(await client.states(), t, verb)
         if target is None:
             return self._reply(speech.not_found(spoken_object(t)), "not_found")
-        service = _SERVICES.get((target.domain, verb))
+        service = SERVICES.get((target.domain, verb))
         if service is None:
             return self._reply(
                 f"{speech.the(target.name).capitalize()} cannot be told to {verb}, sir.",
@@ -280,46 +282,82 @@ class HomeStage:
             line = f"Very well, sir. I shall leave {speech.the(p.name)} as it is."
             return self._reply(line, "declined", [p.entity_id])
         assert self.client is not None
-        await self.client.call_service(p.domain, p.service, {"entity_id": p.entity_id})
-        s = await self.client.state(p.entity_id)
+        s = await self._act(self.client, p.domain, p.service, {}, p.entity_id)
         return self._reply(speech.sentences([speech.describe(s)]), "done", [p.entity_id])
 
+    async def _act(
+        self, client: HomeClient, domain: str, service: str, data: Mapping[str, Any], entity: str
+    ) -> EntityState:
+        """Start a service call and return the entity's state once it has finished, or
+        after half the deadline: a slow device (a lock motor) is then reported as it is
+        ("locking"), which is true, instead of holding the turn until it is done."""
+        waiting = [True]
 
-def _targets(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
-    rows = data.get(key)
-    if not isinstance(rows, list):
-        return []
-    return [r for r in rows if isinstance(r, Mapping) and isinstance(r.get("id"), str)]
+        async def call() -> None:
+            try:
+                await client.call_service(
+                    domain, service, {**data, "entity_id": entity}, timeout_s=_SERVICE_TIMEOUT_S
+                )
+            except HomeError as e:
+                if not waiting[0]:
+                    log.warning("home.late_failure", service=f"{domain}.{service}", problem=str(e))
+                raise
+
+        task = asyncio.create_task(call())
+        self._calls.add(task)
+        task.add_done_callback(_settled(self._calls))
+        done, _ = await asyncio.wait({task}, timeout=self._config.timeout_s / 2)
+        waiting[0] = False
+        if task in done:
+            task.result()  # a refusal (HomeError) is the turn's answer
+        return await client.state(entity)
+
+    async def _set_temperature(
+        self, client: HomeClient, t: str, target: str, degrees: float
+    ) -> HomeReply:
+        """Home Assistant 2024.3's intents cannot set a temperature: ATLAS does it."""
+        climates = [s for s in await client.states() if s.domain == "climate"]
+        named = [s for s in climates if s.name.lower() in target]
+        chosen = named or (climates if _HEATING_WORDS.search(target) else [])
+        if not chosen:
+            return self._reply(speech.not_found(target), "not_found")
+        if len(chosen) > 1:
+            names = speech.listing([speech.the(s.name) for s in chosen])
+            line = f"Which shall I set, sir: {names}? Nothing has been changed."
+            return self._reply(line, "not_found", [s.entity_id for s in chosen])
+        entity = chosen[0].entity_id
+        s = await self._act(client, "climate", "set_temperature", {"temperature": degrees}, entity)
+        return self._reply(speech.sentences([speech.describe(s)]), "done", [entity])
+
+    async def _area_state(self, client: HomeClient, obj: str) -> HomeReply | None:
+        """ "Are the living room lights on?": the area's entities of that kind, read directly."""
+        domain = domain_of(obj)
+        if domain is None:
+            return None
+        areas = await client.areas()
+        area_id = next((a for a, name in areas.items() if name.lower() in obj), None)
+        if area_id is None:
+            return None
+        where = await client.entity_areas()
+        states = [
+            s
+            for s in await client.states()
+            if s.domain == domain and where.get(s.entity_id) == area_id
+        ]
+        area = areas[area_id]
+        if not states:
+            return self._reply(
+                f"There is nothing of that kind in the {area.lower()}, sir.", "not_found"
+            )
+        summary = speech.area_summary(area, states)
+        parts = [summary] if summary else [speech.describe(s) for s in states]
+        return self._reply(speech.sentences(parts), "answered", [s.entity_id for s in states])
 
 
-def _resolve(states: Sequence[EntityState], t: str, verb: str) -> EntityState | None:
-    """The sensitive entity a request names: its name in the request, the longest wins."""
-    domains = {d for d, v in _SERVICES if v == verb}
-    obj = spoken_object(t) or ""
-    best: tuple[int, EntityState] | None = None
-    for s in states:
-        if s.domain not in domains or not is_sensitive(s):
-            continue
-        name = s.name.lower()
-        score = len(name) if name in t else (len(obj) if obj and obj in name else 0)
-        if score and (best is None or score > best[0]):
-            best = (score, s)
-    return best[1] if best else None
+def _settled(calls: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        calls.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a late failure was logged by the call itself
 
-
-def _known(states: Sequence[EntityState], obj: str) -> bool:
-    """Whether the house has something whose name holds `obj` ("thermostat")."""
-    pattern = re.compile(rf"\b{re.escape(obj)}\b")
-    return any(pattern.search(s.name.lower()) for s in states)
-
-
-def _for_day(entries: Sequence[Mapping[str, Any]], day: date) -> Mapping[str, Any] | None:
-    for entry in entries:
-        try:
-            when_ = datetime.fromisoformat(str(entry.get("datetime")))
-        except ValueError:
-            continue
-        local = when_.astimezone() if when_.tzinfo else when_
-        if local.date() == day:
-            return entry
-    return None
+    return done

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from atlas.home.client import EntityState, HomeClient, HomeError
+from atlas.home.resolve import is_sensitive
 from atlas.home.speech import describe
-from atlas.home.stage import HomeStage, is_sensitive
+from atlas.home.stage import HomeStage
 from atlas.llm.tools import Tool, ToolSpec
 from atlas.skills.tools import SkillTool
 
@@ -91,6 +92,8 @@ def home_tools(home: HomeStage) -> list[Tool]:
         entity_id = check_entity(args.get("entity_id"))
         if not isinstance(domain, str) or domain not in allowed:
             raise ValueError(f"domain {domain!r} is not allowed")
+        if entity_id.split(".", 1)[0] != domain:
+            raise ValueError(f"{entity_id} is not in domain {domain}")
         if not isinstance(service, str) or not service.replace("_", "").isalnum():
             raise ValueError("service must be a name like 'turn_on'")
         extra = args.get("data") or {}

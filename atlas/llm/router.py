@@ -5,7 +5,9 @@ answer: a deterministic skill, the local model, or a cloud tier guarded by the b
 (a reservation of the call's worst case), the tier's circuit breaker and a first-token
 deadline. Before any answer text has been produced, a cloud failure falls back to the
 local model with an in-persona line; after that, the provider is never switched and a
-failure ends the answer with a persona line. Nothing raises out of `respond()`.
+failure ends the answer with a persona line. A device request (`RouteDecision.home`) goes
+to the home stage (atlas.home) first; only what Home Assistant did not recognise goes on
+to the tiers. Nothing raises out of `respond()`.
 """
 
 from __future__ import annotations
@@ -139,8 +141,8 @@ class Router:
         agent_steps: int = 1,
         stages: Sequence[RequestStage] = (),
         guard_policies: Mapping[Tier, GuardPolicy] | None = None,
-        local_declines: bool = False,
         home: HomeStage | None = None,
+        local_declines: bool = False,
     ) -> None:
         self._classifier = classifier
         self._skills = skills
@@ -227,8 +229,8 @@ class Router:
             text=text,
             tier=tier,
             wanted=c.tier,
-            stage=c.stage,
-            reason=c.reason,
+            stage="home" if home is not None else c.stage,
+            reason=f"a home {home} request: Home Assistant first" if home else c.reason,
             confidence=c.confidence,
             budget_mode=mode,
             downgrade=downgrade,

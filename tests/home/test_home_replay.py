@@ -28,10 +28,15 @@ __all__ = ["anthropic"]  # the pytest fixture used here
 async def parts(
     live_home: LiveHome, anthropic: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Parts]:
-    # The same environment a user sets: HA_URL and HA_TOKEN (read while building).
-    env = {"HA_URL": live_home.url, "HA_TOKEN": live_home.token}
+    # The same environment a user sets: HA_URL and HA_TOKEN (read while building); a
+    # generous deadline, since these tests check behaviour, not speed, on a busy machine.
+    tmp = tmp_path_factory.mktemp("home_replay")
+    config = tmp / "atlas.yaml"
+    config.write_text("home_assistant:\n  timeout_s: 10\n", encoding="utf-8")
+    env = {"HA_URL": live_home.url, "HA_TOKEN": live_home.token, "ATLAS_CONFIG": str(config)}
     with mock.patch.dict(os.environ, env):
-        loaded = await load_parts(tmp_path_factory.mktemp("home_replay"), anthropic)
+        loaded = await load_parts(tmp, anthropic)
+    assert loaded.settings.home_assistant.timeout_s == 10
     yield loaded
     await loaded.aclose()
 

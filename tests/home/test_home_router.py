@@ -138,6 +138,7 @@ async def test_agent_unlocking_waits_for_the_spoken_yes(
         {"domain": "light", "service": "turn_on", "entity_id": "siren.siren"},
         {"domain": "light", "service": "turn_on; rm", "entity_id": "light.bed_light"},
         {"domain": "light", "service": "turn_on", "entity_id": "bed light"},
+        {"domain": "lock", "service": "unlock", "entity_id": "light.bed_light"},
         {"domain": "light", "service": "turn_on", "entity_id": "light.bed_light", "data": 3},
     ],
 )

@@ -154,6 +154,41 @@ async def test_a_late_yes_does_nothing(live_home: LiveHome) -> None:
     assert live_home.state("lock.front_door")["state"] == "locked"
 
 
+async def test_a_slow_lock_is_reported_as_it_is_not_waited_for(live_home: LiveHome) -> None:
+    # The demo's lock motor takes about two seconds; the deadline here is one.
+    stage = stage_for(live_home.url, live_home.token, timeout_s=1.0)
+    try:
+        await asyncio.to_thread(live_home.call, "lock", "lock", entity_id="lock.front_door")
+        assert (await ask(stage, "unlock the front door"))[1] == "confirm"
+        kind, outcome, text = await ask(stage, "yes")
+        assert (kind, outcome) == ("confirm", "done")
+        assert text in ("The front door is unlocking, sir.", "The front door is unlocked, sir.")
+        assert await live_home.await_state("lock.front_door", "unlocked") == "unlocked"
+    finally:
+        await stage.aclose()
+    await asyncio.to_thread(live_home.call, "lock", "lock", entity_id="lock.front_door")
+
+
+async def test_set_the_temperature(stage: HomeStage, live_home: LiveHome) -> None:
+    kind, outcome, text = await ask(stage, "set the hvac to 19 degrees")
+    assert (kind, outcome) == ("control", "done")
+    assert live_home.state("climate.hvac")["attributes"]["temperature"] == 19
+    assert text.startswith("The hvac is set to ") and "aiming for 19 degrees" in text
+    # Three thermostats in the demo house: ATLAS asks which, and sets none.
+    _, outcome, text = await ask(stage, "set the heating to 21 degrees")
+    assert outcome == "not_found" and text.startswith("Which shall I set, sir: the heatpump")
+    assert live_home.state("climate.hvac")["attributes"]["temperature"] == 19
+
+
+async def test_state_of_an_area(stage: HomeStage, live_home: LiveHome) -> None:
+    # Home Assistant 2024.3 does not answer this one itself; ATLAS reads the area.
+    for entity in ("light.ceiling_lights", "light.living_room_rgbww_lights"):
+        await asyncio.to_thread(live_home.call, "light", "turn_off", entity_id=entity)
+    assert await ask(stage, "are the living room lights on") == (
+        "state", "answered", "The living room lights are off, sir."
+    )  # fmt: skip
+
+
 # ------------------------------------------------------------------------ faults
 
 

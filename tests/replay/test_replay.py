@@ -145,8 +145,9 @@ async def test_two_turns_in_one_file(parts: Parts, tmp_path: Path) -> None:
     assert [r.addressed for r in records] == [True, True]
     assert close_enough("what time is it", records[0].transcript.split(",", 1)[-1])
     assert "lights" in records[1].transcript.lower()
-    tiers = ("local", "skill", "home", "persona")
-    assert all(r.tier in tiers and r.filler is None for r in records)
+    assert all(
+        r.tier in ("local", "skill", "home", "persona") and r.filler is None for r in records
+    )
     assert_answer_audible(session)
     assert_ordered_without_overlap(session)
 

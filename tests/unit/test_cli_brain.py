@@ -159,7 +159,8 @@ def test_route_json_calls_no_model(
     assert (out["tier"], out["stage"], out["filler"]) == ("agent", "safety", True)
     assert out["pattern"] and "chest hurts" in out["reason"]
     assert run(config, "route", "turn on the lights") == 0
-    assert capsys.readouterr().out.startswith("local  <- capability: honest line")
+    # The house's requests go to Home Assistant first (an honest line without it).
+    assert capsys.readouterr().out.startswith("local  <- home: a home control request")
     assert (len(anth.requests), len(local.requests)) == before
 
 

@@ -30,9 +30,11 @@ def test_ask_a_device_request_gets_the_honest_line_without_a_model(
     before = (len(local.chat_requests()), len(anth.requests))
     assert run(config, "ask", "--json", "is the front door locked") == 0
     out = json.loads(capsys.readouterr().out)
-    # Home Assistant's stage (not configured here) or the capability gate: both honest.
-    assert out["tier"] in ("home", "persona")
-    assert "can't see" in out["answer"]
+    # Home Assistant is not configured here: the home stage's honest line, no model.
+    assert (out["tier"], out["stage"]) == ("home", "home")
+    assert out["answer"] == (
+        "I can't see the house's doors and locks yet, sir; the house is not connected to me."
+    )
     assert (len(local.chat_requests()), len(anth.requests)) == before
 
 
