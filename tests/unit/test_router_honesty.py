@@ -243,3 +243,41 @@ async def test_a_small_local_model_declines_questions_meant_for_the_cloud(
     finally:
         ledger.close()
         await timers.aclose()
+
+
+class UnrecognisingHome:
+    """A home stage that takes device requests but whose Home Assistant knows none."""
+
+    def wants(self, text: str) -> str | None:
+        return "control" if "lights" in text else None
+
+    async def handle(self, text: str, kind: str) -> None:
+        return None
+
+
+async def test_a_request_home_assistant_does_not_know_still_gets_an_honest_line(
+    tmp_path: Path, settings: Settings
+) -> None:
+    local = ScriptedLocal("I've turned the garden lights on.")
+    timers = TimerService()
+    ledger = BudgetLedger(tmp_path / "l.sqlite3", BudgetConfig(timezone="UTC"))
+    router = Router(
+        classifier=Classifier(settings.router, None, ()),
+        skills=build_skills(UTC, timers),
+        persona=Persona(settings.persona),
+        budget=ledger,
+        breakers={t: CloudBreaker(t, BreakerConfig()) for t in CLOUD_TIERS},
+        clients={"local": local},
+        tier_configs={"haiku": HAIKU, "agent": AGENT},
+        memory=ConversationMemory(MemoryConfig()),
+        now=lambda: datetime(2026, 12, 2, 15, 20, tzinfo=UTC),
+        stages=[CapabilityGate()],
+        home=UnrecognisingHome(),  # type: ignore[arg-type]
+    )
+    try:
+        text, result = await answer(router, "switch on the garden lights")
+        assert local.calls == 0 and result.answered_by == "persona"
+        assert "can't" in text
+    finally:
+        ledger.close()
+        await timers.aclose()
