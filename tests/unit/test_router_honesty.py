@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -86,6 +87,7 @@ def make_router(
     local: LLMClient,
     cloud: dict[Tier, LLMClient] | None = None,
     local_declines: bool = False,
+    home: Any = None,
 ) -> tuple[Router, BudgetLedger, TimerService]:
     timers = TimerService()
     ledger = BudgetLedger(
@@ -103,6 +105,7 @@ def make_router(
         now=lambda: datetime(2026, 12, 2, 15, 20, tzinfo=UTC),
         stages=[CapabilityGate()],
         local_declines=local_declines,
+        home=home,
     )
     return router, ledger, timers
 
@@ -259,21 +262,7 @@ async def test_a_request_home_assistant_does_not_know_still_gets_an_honest_line(
     tmp_path: Path, settings: Settings
 ) -> None:
     local = ScriptedLocal("I've turned the garden lights on.")
-    timers = TimerService()
-    ledger = BudgetLedger(tmp_path / "l.sqlite3", BudgetConfig(timezone="UTC"))
-    router = Router(
-        classifier=Classifier(settings.router, None, ()),
-        skills=build_skills(UTC, timers),
-        persona=Persona(settings.persona),
-        budget=ledger,
-        breakers={t: CloudBreaker(t, BreakerConfig()) for t in CLOUD_TIERS},
-        clients={"local": local},
-        tier_configs={"haiku": HAIKU, "agent": AGENT},
-        memory=ConversationMemory(MemoryConfig()),
-        now=lambda: datetime(2026, 12, 2, 15, 20, tzinfo=UTC),
-        stages=[CapabilityGate()],
-        home=UnrecognisingHome(),  # type: ignore[arg-type]
-    )
+    router, ledger, timers = make_router(tmp_path, settings, local, home=UnrecognisingHome())
     try:
         text, result = await answer(router, "switch on the garden lights")
         assert local.calls == 0 and result.answered_by == "persona"
