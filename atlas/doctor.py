@@ -274,7 +274,12 @@ async def diagnose(
         try:
             out += await section(settings, secrets)
         except Exception as e:  # one broken check must not hide the others
-            out.append(DoctorLine(name, "FAIL", name, f"check failed: {type(e).__name__}: {e}"))
+            out.append(
+                DoctorLine(
+                    name, "FAIL", name, f"check failed: {type(e).__name__}: {e}",
+                    "a bug in this check: please report it with `atlas --log-level debug doctor`",
+                )
+            )  # fmt: skip
     return out
 
 

@@ -254,6 +254,16 @@ class Router:
                 return None
             kind = "legal" if is_legal(text) else "safety"
             return SkillAnswer(self._persona.line(kind), f"safety:{kind}")
+        answer = self._stage_line(text)
+        if answer is not None:
+            return answer
+        guess = c.tier in CLOUD_TIERS or bool(_QUESTION_OF_FACT.match(normalise(text)))
+        if self._local_declines and tier == "local" and guess:
+            return SkillAnswer(self._persona.line("unsure"), "decline:unsure")
+        return None
+
+    def _stage_line(self, text: str) -> SkillAnswer | None:
+        """The first request stage's answer (the capability gate's honest lines), or None."""
         now = self._now()
         for stage in self._stages:
             try:
@@ -263,9 +273,6 @@ class Router:
                 continue
             if answer is not None:
                 return answer
-        guess = c.tier in CLOUD_TIERS or bool(_QUESTION_OF_FACT.match(normalise(text)))
-        if self._local_declines and tier == "local" and guess:
-            return SkillAnswer(self._persona.line("unsure"), "decline:unsure")
         return None
 
     def _apply_state(self, c: Classification, mode: str) -> tuple[Tier, str | None, str | None]:
@@ -337,6 +344,14 @@ class Router:
                 yield AnswerResult(
                     d, "home", reply.text, first_text_ms=first[0], home_at=reply.done_at
                 )
+                return
+            # Not something Home Assistant knows: the honest line, if the request is one
+            # ATLAS has no means for, rather than a model left to improvise about the house.
+            honest = self._stage_line(d.text)
+            if honest is not None:
+                yield say(honest.text)
+                self._memory.add(d.text, honest.text)
+                yield AnswerResult(d, "persona", honest.text, first_text_ms=first[0])
                 return
 
         history = self._memory.messages()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -86,6 +87,7 @@ def make_router(
     local: LLMClient,
     cloud: dict[Tier, LLMClient] | None = None,
     local_declines: bool = False,
+    home: Any = None,
 ) -> tuple[Router, BudgetLedger, TimerService]:
     timers = TimerService()
     ledger = BudgetLedger(
@@ -103,6 +105,7 @@ def make_router(
         now=lambda: datetime(2026, 12, 2, 15, 20, tzinfo=UTC),
         stages=[CapabilityGate()],
         local_declines=local_declines,
+        home=home,
     )
     return router, ledger, timers
 
@@ -240,6 +243,30 @@ async def test_a_small_local_model_declines_questions_meant_for_the_cloud(
         assert text in settings.persona.unsure
         text, _ = await answer(router, "hmm")  # short: meant for the local tier anyway
         assert local.calls == 1
+    finally:
+        ledger.close()
+        await timers.aclose()
+
+
+class UnrecognisingHome:
+    """A home stage that takes device requests but whose Home Assistant knows none."""
+
+    def wants(self, text: str) -> str | None:
+        return "control" if "lights" in text else None
+
+    async def handle(self, text: str, kind: str) -> None:
+        return None
+
+
+async def test_a_request_home_assistant_does_not_know_still_gets_an_honest_line(
+    tmp_path: Path, settings: Settings
+) -> None:
+    local = ScriptedLocal("I've turned the garden lights on.")
+    router, ledger, timers = make_router(tmp_path, settings, local, home=UnrecognisingHome())
+    try:
+        text, result = await answer(router, "switch on the garden lights")
+        assert local.calls == 0 and result.answered_by == "persona"
+        assert "can't" in text
     finally:
         ledger.close()
         await timers.aclose()
