@@ -229,6 +229,14 @@ async def test_a_refused_token_is_named_in_the_log_not_spoken(live_home: LiveHom
     assert bad not in repr(logs) and bad not in text
 
 
+async def test_a_wrong_base_url_is_named_in_the_log(live_home: LiveHome) -> None:
+    url = live_home.url + "/lovelace"
+    [(outcome, text)], logs = await ask_faulty(url, live_home.token, "turn on the bed light")
+    assert outcome == "refused" and not CLAIMS.search(text)
+    problem = next(e for e in logs if e["event"] == "home.refused")["problem"]
+    assert "HA_URL" in problem and "base URL" in problem
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
