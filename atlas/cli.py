@@ -199,7 +199,7 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from atlas.home import connect
+    from atlas.home.config import connect
     from atlas.home.doctor import home_doctor_lines
 
     cfg = settings.home_assistant

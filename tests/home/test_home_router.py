@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from atlas.home import HomeAssistantConfig, HomeConnection, HomeStage
+from atlas.home.config import HomeAssistantConfig, HomeConnection
 from atlas.home.doctor import home_doctor_lines
+from atlas.home.stage import HomeStage
 from atlas.home.tools import home_tools
 from atlas.llm.tools import Tool
 from tests.home.conftest import LiveHome

@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
-from atlas.home import HomeAssistantConfig, HomeConnection, HomeStage
+from atlas.home.config import HomeAssistantConfig, HomeConnection
+from atlas.home.stage import HomeStage
 from atlas.testing.serving import ServingThread
 from tests.home.conftest import LiveHome
 
