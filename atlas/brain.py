@@ -13,7 +13,8 @@ from datetime import datetime, tzinfo
 
 import structlog
 
-from atlas.home import HomeConnection, HomeStage, connect
+from atlas.home.config import HomeConnection, connect
+from atlas.home.stage import HomeStage
 from atlas.home.tools import home_tools
 from atlas.honesty import CapabilityGate, RequestStage
 from atlas.llm.agent import AgentRunner

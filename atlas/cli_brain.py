@@ -111,6 +111,7 @@ def _turn_json(result: Any, filler: str | None, local_backend: str) -> dict[str,
         "tier": result.answered_by,
         "wanted": d.wanted,
         "stage": d.stage,
+        "home": d.home,
         "reason": d.reason,
         "confidence": round(d.confidence, 3),
         "budget_mode": d.budget_mode,
@@ -165,6 +166,7 @@ def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
         "downgrade": d.downgrade,
         "filler": d.wants_filler,
         "skill": d.skill.skill if d.skill else None,
+        "home": d.home,
         "classify_ms": round(c.classify_ms, 2) if c else None,
         "decide_ms": d.decide_ms,
     }
@@ -172,7 +174,8 @@ def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(out))
     else:
         down = f" (wanted {d.wanted}: {d.downgrade})" if d.downgrade else ""
-        print(f"{d.tier}{down}  <- {d.stage}: {d.reason}  [confidence {d.confidence:.2f}]")
+        home = f"  (Home Assistant first: {d.home} request)" if d.home else ""
+        print(f"{d.tier}{down}  <- {d.stage}: {d.reason}  [confidence {d.confidence:.2f}]{home}")
     return 0
 
 

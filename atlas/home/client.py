@@ -18,6 +18,12 @@ from atlas.home.ws import WebSocket, WebSocketError
 ErrorKind = Literal["unreachable", "timeout", "auth", "not_found", "refused", "bad_response"]
 
 
+_BASE_HINT = (
+    ": set home_assistant.url / HA_URL to Home Assistant's base URL "
+    "(e.g. http://homeassistant.local:8123)"
+)
+
+
 class HomeError(Exception):
     def __init__(self, kind: ErrorKind, message: str) -> None:
         super().__init__(message)
@@ -75,7 +81,8 @@ class HomeClient:
         return [EntityState.parse(s) for s in data]
 
     async def state(self, entity_id: str) -> EntityState:
-        return EntityState.parse(await self._request("GET", f"/api/states/{entity_id}"))
+        path = f"/api/states/{entity_id}"
+        return EntityState.parse(await self._request("GET", path, missing="not_found"))
 
     async def call_service(
         self, domain: str, service: str, data: Mapping[str, Any], *, timeout_s: float | None = None
@@ -105,8 +112,14 @@ class HomeClient:
         return str(data.get("message", "")) if isinstance(data, Mapping) else ""
 
     async def _request(
-        self, method: str, path: str, body: Any = None, timeout_s: float | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        timeout_s: float | None = None,
+        missing: ErrorKind = "refused",
     ) -> Any:
+        """The JSON answer; a 404 is `missing` (an entity) or a wrong base URL (the rest)."""
         timeout = self._http.timeout if timeout_s is None else httpx.Timeout(timeout_s)
         try:
             r = await self._http.request(method, path, json=body, timeout=timeout)
@@ -126,14 +139,16 @@ class HomeClient:
                 f"Home Assistant at {self.url} refused the token ({r.status_code}): create a "
                 "long-lived access token (your profile > Security) and set HA_TOKEN",
             )
-        if r.status_code == 404:
+        if r.status_code == 404 and missing == "not_found":
             raise HomeError("not_found", f"Home Assistant has no {path}")
+        if r.status_code in (404, 405):
+            raise HomeError("refused", f"{self.url} has no {path} ({r.status_code}){_BASE_HINT}")
         if r.status_code >= 400:
             raise HomeError("refused", f"Home Assistant answered {r.status_code} to {path}")
         try:
             return r.json()
         except ValueError:
-            raise HomeError("bad_response", f"Home Assistant's {path} is not JSON") from None
+            raise HomeError("bad_response", f"{self.url}{path} is not JSON{_BASE_HINT}") from None
 
     # ------------------------------------------------------------- WebSocket
 

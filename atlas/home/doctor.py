@@ -58,7 +58,7 @@ _STATUS: dict[str, Status] = {"ok": "ok", "off": "warn", "PROBLEM": "FAIL"}
 async def doctor_lines(settings: Settings, secrets: Secrets) -> list[DoctorLine]:
     """The Home Assistant section of `atlas doctor` (atlas.doctor.EXTRA_SECTIONS)."""
     from atlas.doctor import DoctorLine
-    from atlas.home import connect
+    from atlas.home.config import connect
 
     cfg = settings.home_assistant
     out: list[DoctorLine] = []

@@ -47,7 +47,7 @@ from atlas.persona import Persona
 from atlas.skills import SkillAnswer, SkillSet
 
 if TYPE_CHECKING:
-    from atlas.home import HomeStage
+    from atlas.home.stage import HomeStage
 
 log = structlog.get_logger("atlas.router")
 

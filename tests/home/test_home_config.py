@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from atlas.home import HomeAssistantConfig, connect
+from atlas.home.config import HomeAssistantConfig, connect
 from atlas.settings import SettingsError, load_settings
 
 

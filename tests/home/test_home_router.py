@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from atlas.home import HomeAssistantConfig, HomeConnection, HomeStage
+from atlas.home.config import HomeAssistantConfig, HomeConnection
 from atlas.home.doctor import home_doctor_lines
+from atlas.home.stage import HomeStage
 from atlas.home.tools import home_tools
 from atlas.llm.tools import Tool
 from tests.home.conftest import LiveHome
@@ -73,6 +74,8 @@ async def test_without_home_assistant_a_device_request_gets_one_honest_line(
 async def test_a_pending_question_owns_the_no_even_cancel(
     build: Build, home: HomeStage, live_home: LiveHome
 ) -> None:
+    await asyncio.to_thread(live_home.call, "lock", "lock", entity_id="lock.front_door")
+    assert await live_home.await_state("lock.front_door", "locked") == "locked"
     router = build(home=home).router
     text, _ = await answer(router, "unlock the front door")
     assert text == "Shall I unlock the front door, sir?"

@@ -17,7 +17,8 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
-from atlas.home import HomeAssistantConfig, HomeConnection, HomeStage
+from atlas.home.config import HomeAssistantConfig, HomeConnection
+from atlas.home.stage import HomeStage
 from atlas.testing.serving import ServingThread
 from tests.home.conftest import LiveHome
 
@@ -227,6 +228,14 @@ async def test_a_refused_token_is_named_in_the_log_not_spoken(live_home: LiveHom
     line = next(e for e in logs if e["event"] == "home.auth")
     assert "HA_TOKEN" in line["problem"] and "401" in line["problem"]
     assert bad not in repr(logs) and bad not in text
+
+
+async def test_a_wrong_base_url_is_named_in_the_log(live_home: LiveHome) -> None:
+    url = live_home.url + "/lovelace"
+    [(outcome, text)], logs = await ask_faulty(url, live_home.token, "turn on the bed light")
+    assert outcome == "refused" and not CLAIMS.search(text)
+    problem = next(e for e in logs if e["event"] == "home.refused")["problem"]
+    assert "HA_URL" in problem and "base URL" in problem
 
 
 def _closed_port() -> int:

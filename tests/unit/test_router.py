@@ -15,7 +15,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from atlas.home import HomeStage
+from atlas.home.stage import HomeStage
 from atlas.llm.anthropic import AnthropicClient
 from atlas.llm.base import CLOUD_TIERS, ErrorKind, LLMClient, LLMError, Message, Price, Tier
 from atlas.llm.breaker import CloudBreaker
