@@ -90,6 +90,8 @@ _OPENERS = _words(
 
 _ASKING = _words("can could would will may")
 _CUT_PREPOSITIONS = _words("for to of from with at by into onto")
+_DEMONSTRATIVES = _words("that this these those")
+_PARTICLES = _words("on off up down")
 _POLITE_TAIL = _words("you please me i")
 
 _NUMBER_WORDS = _words(
@@ -124,6 +126,10 @@ def completeness(text: str) -> Completeness:
         return Completeness.INCOMPLETE
     if len(words) >= 3 and words[-1] == "it" and words[-2] in _CUT_PREPOSITIONS:
         # Whisper tiny completes a cut-off "set a timer for" as "set a timer for it."
+        return Completeness.INCOMPLETE
+    if len(words) >= 3 and words[-1] in _DEMONSTRATIVES and words[-2] in _PARTICLES:
+        # ... and hears a cut-off "turn on the" as "turn on that." ("turn that on" is
+        # how the finished request goes).
         return Completeness.INCOMPLETE
     if len(words) <= 3 and words[0] in _ASKING and words[-1] in _POLITE_TAIL:
         return Completeness.INCOMPLETE  # "can you", "could you please": the ask is to come
