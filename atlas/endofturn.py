@@ -122,6 +122,8 @@ def completeness(text: str) -> Completeness:
         return Completeness.INCOMPLETE  # "one", "one two": counting, not a request
     if len(words) == 1:
         return Completeness.COMPLETE if words[0] in _ONE_WORD_COMPLETE else Completeness.INCOMPLETE
+    if len(words) <= 3 and all(w in _ONE_WORD_COMPLETE for w in words):
+        return Completeness.COMPLETE  # "yes, please", "no thanks", "okay, stop"
     if words[-1] in _TRAILING_OPEN:
         return Completeness.INCOMPLETE
     if len(words) >= 3 and words[-1] == "it" and words[-2] in _CUT_PREPOSITIONS:
