@@ -210,7 +210,6 @@ class Assistant:
             filler = self._fillers.pick()
             mark = await self._first_write(filler.audio, filler.sample_rate, "filler")
             h.stamp("filler_first_sample", mark.first_sample_at)
-            self._audible_at = mark.first_sample_at
             spoken.filler = filler.text
             self._wake.remember_played(filler.text, mark.first_sample_at, mark.end_at)
         await self._speak_text(h, self._answer_deltas(h, d, spoken), spoken)
@@ -245,8 +244,6 @@ class Assistant:
         async for piece in self._tts.stream(stamped() if self._stream_tts else whole()):
             mark = await self._first_write(piece.audio, piece.sample_rate, "answer")
             h.stamp("first_answer_sample", mark.first_sample_at)
-            if self._audible_at is None:
-                self._audible_at = mark.first_sample_at
             spoken.pieces.append((piece.text, mark))
             self._wake.remember_played(piece.text, mark.first_sample_at, mark.end_at)
         await self._sink.wait_for_playout()
@@ -254,11 +251,16 @@ class Assistant:
             h.stamp("last_sample", spoken.pieces[-1][1].end_at)
 
     async def _first_write(self, audio: Samples, rate: int, label: str) -> PlaybackMark:
-        """Write to the sink; the turn's first sound waits while the person is talking."""
-        if self._audible_at is None and not self._floor.quiet:
+        """Write to the sink; the turn's first sound waits while the person is talking,
+        and its time is what continuation and barge-in judge by."""
+        first = self._audible_at is None
+        if first and not self._floor.quiet:
             log.info("floor.wait", label=label)
             await self._floor.wait_quiet()
-        return await self._sink.write(audio, rate, label=label)
+        mark = await self._sink.write(audio, rate, label=label)
+        if first:
+            self._audible_at = mark.first_sample_at
+        return mark
 
     def _finish(
         self,

@@ -25,7 +25,7 @@ import soundfile as sf
 import structlog
 
 from atlas.app import Ears
-from atlas.bench.ears import FIXTURES
+from atlas.bench.ears import FIXTURES, SHARED_AUDIO
 from atlas.bench.heard import (
     DEFAULT_LEVEL_DBFS,
     ENERGY_BASIS,
@@ -129,10 +129,6 @@ the wake phrase."""
 QUICK_KINDS = ("local", "haiku", "agent", "pause")
 
 
-def shared_audio_folder() -> Path:
-    return FIXTURES.parents[3] / "shared" / "audio"
-
-
 def default_files(quick: bool = False) -> tuple[Path, ...]:
     """The speech fixtures that address ATLAS (so every one of them makes a turn), and
     the shared real recordings when present. `quick`: one fixture per kind, and the
@@ -146,7 +142,7 @@ def default_files(quick: bool = False) -> tuple[Path, ...]:
                 seen.add(f.kind)
                 picked.append(f)
         fixtures = picked
-    shared = [shared_audio_folder() / n for n in SHARED_RECORDINGS[: 2 if quick else None]]
+    shared = [SHARED_AUDIO / n for n in SHARED_RECORDINGS[: 2 if quick else None]]
     return tuple(f.path for f in fixtures) + tuple(p for p in shared if p.is_file())
 
 
