@@ -290,6 +290,26 @@ SPEECH: tuple[SpeechFixture, ...] = (
     SpeechFixture(
         "noisy_timer_white_10db.wav", (TIMER,), piper(), "local", 0.7, noise="white", snr_db=10.0
     ),
+    # Chit-chat the local model answers itself (no skill, no device, no fact to look up):
+    # the benchmark's local-model turns. Frozen before any local-path latency work.
+    SpeechFixture(
+        "chat_tell_me_a_joke.wav", ("Atlas, tell me a joke, please.",), piper(), "chat", 0.8
+    ),
+    SpeechFixture("chat_im_bored.wav", ("Atlas, I'm bored.",), piper(1.1), "chat", 0.7),
+    SpeechFixture(
+        "chat_thank_you_lovely.wav",
+        ("Atlas, thank you, that was lovely.",),
+        piper(),
+        "chat",
+        0.9,
+    ),
+    SpeechFixture(
+        "chat_say_something_funny.wav",
+        ("Atlas, say something funny.",),
+        piper(0.9),
+        "chat",
+        0.8,
+    ),
     # Device requests, replayed against the development Home Assistant (its demo home).
     SpeechFixture(
         "home_kitchen_lights_on.wav", ("Atlas, turn on the kitchen lights.",), piper(), "home", 0.7

@@ -126,7 +126,7 @@ SHARED_RECORDINGS = (
 real voices, real noise floors; they do not say "Atlas", so they are replayed without
 the wake phrase."""
 
-QUICK_KINDS = ("local", "haiku", "agent", "pause")
+QUICK_KINDS = ("local", "chat", "haiku", "agent", "pause")
 
 
 def default_files(quick: bool = False) -> tuple[Path, ...]:
