@@ -102,12 +102,17 @@ class Assistant:
             stream_tts=self._stream_tts,
         )
 
-    def variant(self, *, filler: bool, stream_tts: bool) -> Assistant:
+    def variant(
+        self, *, filler: bool, stream_tts: bool, tts: Synthesizer | None = None
+    ) -> Assistant:
         """The same assistant with the filler off, or the whole answer synthesized before
-        the first sound: the benchmark's side-by-side comparisons."""
+        the first sound: the benchmark's side-by-side comparisons. `tts`: another voice
+        engine (the benchmark's measuring wrapper around the same one)."""
         other = self.with_sink(self._sink, self._wake)
         other._filler_on = filler
         other._stream_tts = stream_tts
+        if tts is not None:
+            other._tts = tts
         return other
 
     @property

@@ -45,6 +45,7 @@ from atlas.turn import TurnRecord
 from atlas.wake import WakeConfig
 from voice.audio import DecodedAudio, decode_audio
 from voice.sinks import AudioSink, NullSink, WavSink
+from voice.tts import SpeechChunk, Synthesizer
 from voice.types import SAMPLE_RATE, Samples, Transcript
 
 log = structlog.get_logger("atlas.bench.pipeline")
@@ -205,6 +206,38 @@ class MeasuredTranscriber:
         await self._inner.aclose()
 
 
+class MeasuredSynthesizer:
+    """Forwards to the real voice and remembers (synth ms, audio s) of each answer chunk,
+    for the report's TTS real-time factor (fillers are synthesized once, at start)."""
+
+    def __init__(self, inner: Synthesizer) -> None:
+        self._inner = inner
+        self.chunks: deque[tuple[float, float]] = deque(maxlen=4096)
+
+    @property
+    def sample_rate(self) -> int:
+        return self._inner.sample_rate
+
+    def synthesize(self, text: str) -> Samples:
+        return self._inner.synthesize(text)
+
+    async def stream(self, chunks: AsyncIterator[str]) -> AsyncIterator[SpeechChunk]:
+        async for piece in self._inner.stream(chunks):
+            if piece.duration_s > 0:
+                self.chunks.append((piece.synth_ms, piece.duration_s))
+            yield piece
+
+    def rtf(self) -> float:
+        audio = sum(a for _, a in self.chunks)
+        return sum(ms / 1000 for ms, _ in self.chunks) / audio if audio else float("nan")
+
+    def warm(self) -> None:
+        self._inner.warm()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 @contextlib.contextmanager
 def cloud_backend(
     settings: Settings, secrets: Secrets, live: bool, profile: CloudProfile
@@ -268,6 +301,7 @@ class PipelineRunner:
         self.stack = stack
         self.settings = settings
         self.transcriber = MeasuredTranscriber(stack.ears.transcriber)
+        self.synthesizer = MeasuredSynthesizer(stack.tts)
         self.ears = Ears(settings, stack.ears.vad, cast(Any, self.transcriber))
         self.no_wake = no_wake
         self.level_dbfs = level_dbfs
@@ -303,7 +337,7 @@ class PipelineRunner:
             self.stack,
             ears=self.ears,
             assistant=self.stack.assistant.variant(
-                filler=variant.filler, stream_tts=variant.stream_tts
+                filler=variant.filler, stream_tts=variant.stream_tts, tts=self.synthesizer
             ),
         )
         try:
@@ -491,6 +525,7 @@ async def run_pipeline(
                     options.out_dir,
                 )
             )
+            report.tts_rtf = runner.synthesizer.rtf()
             report.idle = await measure_idle(runner)
             if extras is not None:
                 await extras(runner, audios)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,6 +27,7 @@ from atlas.bench.heard import (
 )
 from atlas.bench.pipeline import (
     FIXTURES,
+    MeasuredSynthesizer,
     MeasuredTranscriber,
     Slowest,
     default_files,
@@ -44,6 +46,7 @@ from atlas.bench.stats import METRICS, Dist, percentile, ratio, rtf, stage_delta
 from atlas.settings import LatencyTargets, Settings, load_settings
 from atlas.testing.fake_anthropic import FakeAnthropic, LatencyProfile
 from atlas.turn import STAGES, TurnRecord
+from voice.tts import SpeechChunk
 from voice.types import Transcript
 
 T0 = 1000.0  # a monotonic reading; only differences matter
@@ -460,6 +463,28 @@ async def test_measured_transcriber_remembers_the_turns_stt_time() -> None:
     await t.transcribe(np.zeros(32000, np.float32))
     assert t.lookup("hello") == (123.0, 2.0)
     assert t.lookup("other") is None
+
+
+async def test_measured_synthesizer_gives_the_answers_tts_real_time_factor() -> None:
+    class Inner:
+        sample_rate = 1000
+
+        async def stream(self, chunks: AsyncIterator[str]) -> AsyncIterator[SpeechChunk]:
+            index = 0
+            async for text in chunks:
+                audio = np.zeros(1000 * len(text), np.float32)  # 1 s per character
+                yield SpeechChunk(text, audio, 1000, synth_ms=100.0 * len(text), index=index)
+                index += 1
+
+    async def texts() -> AsyncIterator[str]:
+        for t in ("ab", "cde", ""):
+            yield t
+
+    t = MeasuredSynthesizer(cast(Any, Inner()))
+    got = [c.text async for c in t.stream(texts())]
+    assert got == ["ab", "cde", ""]  # passed through unchanged, empty chunk included
+    assert t.rtf() == pytest.approx(0.1)  # 0.5 s of work for 5 s of speech
+    assert math.isnan(MeasuredSynthesizer(cast(Any, Inner())).rtf())
 
 
 # ------------------------------------------------------------------- hangover sweep
