@@ -19,15 +19,17 @@ from atlas.home.tools import home_tools
 from atlas.honesty import CapabilityGate, RequestStage
 from atlas.llm.agent import AgentRunner
 from atlas.llm.anthropic import AnthropicClient
-from atlas.llm.base import CLOUD_TIERS, LLMClient, Tier
+from atlas.llm.base import CLOUD_TIERS, LLMClient, Price, Tier
 from atlas.llm.breaker import CloudBreaker
 from atlas.llm.budget import BudgetLedger, resolve_timezone
 from atlas.llm.classifier import Classifier, load_prototypes
+from atlas.llm.config import CloudTierConfig
 from atlas.llm.embedded import EmbeddedLlamaClient
 from atlas.llm.embedder import MiniLMEmbedder
 from atlas.llm.local_select import select_local_backend
 from atlas.llm.memory import ConversationMemory
 from atlas.llm.model_check import check_cloud_models, disable_unknown_models
+from atlas.llm.providers import with_providers
 from atlas.llm.router import Router
 from atlas.modelstore import ModelStore
 from atlas.persona import Persona
@@ -100,6 +102,26 @@ def _cloud_clients(settings: Settings, secrets: Secrets) -> dict[Tier, Anthropic
         "haiku": AnthropicClient(anth.haiku, anth, key),
         "agent": AnthropicClient(anth.agent, anth, key),
     }
+
+
+def _with_providers(
+    settings: Settings, secrets: Secrets, clients: dict[Tier, LLMClient]
+) -> dict[Tier, LLMClient]:
+    """The cloud tiers with their OpenAI-compatible providers (llm.cloud_providers)."""
+    anth = settings.llm.anthropic
+    tiers: dict[Tier, CloudTierConfig] = {"haiku": anth.haiku, "agent": anth.agent}
+    prices: dict[Tier, Price] = {
+        tier: Price(
+            cfg.input_usd_per_mtok,
+            cfg.output_usd_per_mtok,
+            anth.cache_write_multiplier,
+            anth.cache_read_multiplier,
+        )
+        for tier, cfg in tiers.items()
+    }
+    providers = settings.llm.cloud_providers
+    keys = {p.api_key_env: k for p in providers if (k := secrets.key(p.api_key_env))}
+    return with_providers(clients, tiers, providers, keys, settings.breaker, prices)
 
 
 def _disable_gone_models(settings: Settings, router: Router) -> None:
@@ -213,7 +235,8 @@ async def build_brain(
         clients["haiku"] = cloud["haiku"]
         tools = [*skill_tools(skills, timers, tz), *home_tools(home)]
         clients["agent"] = AgentRunner(cloud["agent"], tools, settings.llm.agent_loop)
-    else:
+    clients = _with_providers(settings, secrets, clients)
+    if set(clients) == {"local"}:
         log.warning("brain.cloud_off", why="ANTHROPIC_API_KEY is not set: all answers are local")
     router = _router(settings, classifier, skills, budget, clients, now, home)
     checks: list[asyncio.Task[None]] = []

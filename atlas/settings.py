@@ -7,6 +7,7 @@ one `SettingsError` line naming the key and the file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import types
@@ -166,10 +167,17 @@ class Secrets:
     """Secrets from the environment or a systemd credential; never printed."""
 
     anthropic_api_key: str | None = None
+    provider_keys: Mapping[str, str] = field(default_factory=dict)
+    """Other providers' keys by environment variable name (`*_API_KEY` variables)."""
+
+    def key(self, env_name: str) -> str | None:
+        """The key held in environment variable `env_name`, if set."""
+        return self.provider_keys.get(env_name) or None
 
     def __repr__(self) -> str:
         state = "set" if self.anthropic_api_key else "unset"
-        return f"Secrets(anthropic_api_key=<{state}>)"
+        others = ", ".join(sorted(self.provider_keys)) or "none"
+        return f"Secrets(anthropic_api_key=<{state}>, provider keys set: {others})"
 
     __str__ = __repr__
 
@@ -189,7 +197,28 @@ def load_secrets(env: Mapping[str, str] | None = None) -> Secrets:
             key = cred.read_text(encoding="utf-8").strip()
         except OSError:
             key = ""
-    return Secrets(anthropic_api_key=key or None)
+    return Secrets(anthropic_api_key=key or None, provider_keys=_provider_keys(env, cred_dir))
+
+
+def _provider_keys(env: Mapping[str, str], cred_dir: str | None) -> dict[str, str]:
+    """Every `*_API_KEY` variable but Anthropic's, else a systemd credential file of the
+    same name in lower case (e.g. groq_api_key): an OpenAI-compatible provider's key is
+    looked up by the name its config gives (`api_key_env`)."""
+    keys = {
+        name: value.strip()
+        for name, value in env.items()
+        if name.endswith("_API_KEY") and name != "ANTHROPIC_API_KEY" and value.strip()
+    }
+    if cred_dir:
+        folder = Path(cred_dir)
+        with contextlib.suppress(OSError):
+            for cred in folder.iterdir():
+                name = cred.name.upper()
+                if name.endswith("_API_KEY") and name != "ANTHROPIC_API_KEY" and name not in keys:
+                    with contextlib.suppress(OSError, UnicodeDecodeError):
+                        if value := cred.read_text(encoding="utf-8").strip():
+                            keys[name] = value
+    return keys
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -289,9 +318,26 @@ def _build(cls: type[Any], data: Any, prefix: str, path: Path) -> Any:
         typ = hints[name]
         if isinstance(typ, type) and is_dataclass(typ):
             values[name] = _build(typ, data[name] or {}, f"{key}.", path)
+        elif _dataclass_items(typ) is not None:
+            values[name] = _build_list(_dataclass_items(typ), data[name], key, path)
         else:
             values[name] = _coerce(data[name], typ, f.metadata, key, path)
     return cls(**values)
+
+
+def _dataclass_items(typ: Any) -> type[Any] | None:
+    """The item class of a `tuple[SomeDataclass, ...]` field (None for other types)."""
+    args = get_args(typ) if get_origin(typ) is tuple else ()
+    item = args[0] if args else None
+    return item if isinstance(item, type) and is_dataclass(item) else None
+
+
+def _build_list(cls: Any, data: Any, key: str, path: Path) -> tuple[Any, ...]:
+    if data is None:
+        return ()
+    if isinstance(data, str) or not isinstance(data, list | tuple):
+        raise SettingsError(f"{path}: {key} must be a list, got {data!r}")
+    return tuple(_build(cls, item, f"{key}[{i}].", path) for i, item in enumerate(data))
 
 
 def _coerce(value: Any, typ: Any, meta: Mapping[str, Any], key: str, path: Path) -> Any:
@@ -348,7 +394,27 @@ def _home_url_from_env(s: Settings, env: Mapping[str, str], path: Path) -> Setti
     return replace(s, home_assistant=replace(s.home_assistant, url=url.rstrip("/")))
 
 
+def _check_providers(s: Settings, path: Path) -> None:
+    seen: set[str] = set()
+    for i, p in enumerate(s.llm.cloud_providers):
+        key = f"{path}: llm.cloud_providers[{i}]"
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", p.name) or p.name == "anthropic":
+            raise SettingsError(f"{key}.name must be a short lowercase name, got {p.name!r}")
+        if p.name in seen:
+            raise SettingsError(f"{key}.name {p.name!r} is used twice")
+        seen.add(p.name)
+        if (problem := url_problem(p.base_url)) is not None:
+            raise SettingsError(f"{key}.base_url {problem}")
+        if not p.model.strip():
+            raise SettingsError(f"{key}.model must name the provider's model")
+        if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", p.api_key_env):
+            raise SettingsError(
+                f"{key}.api_key_env must name an environment variable, got {p.api_key_env!r}"
+            )
+
+
 def _check_cross_field(s: Settings, path: Path) -> None:
+    _check_providers(s, path)
     if s.vad.neg_threshold > s.vad.threshold:
         raise SettingsError(
             f"{path}: vad.neg_threshold ({s.vad.neg_threshold}) must not exceed "

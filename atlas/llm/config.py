@@ -83,6 +83,35 @@ class AnthropicConfig:
 
 
 @dataclass(frozen=True)
+class CloudProviderConfig:
+    """An OpenAI-compatible cloud endpoint serving one cloud tier (OpenAI, Groq,
+    OpenRouter, a vLLM server...). A tier's providers are tried in order before the
+    local model: Anthropic first (when its key is set), then these as listed, unless
+    `before_anthropic`. Each has its own circuit breaker."""
+
+    name: str = ""
+    """Shown in logs, the ledger's `provider` column and `atlas doctor`."""
+    tier: str = choice("haiku", "haiku", "agent")
+    base_url: str = ""
+    """The provider's /v1 URL, e.g. https://api.groq.com/openai/v1."""
+    api_key_env: str = ""
+    """The environment variable holding its key (never the key itself)."""
+    model: str = ""
+    input_usd_per_mtok: float = bounded(0.0, 0.0, 1000.0)
+    output_usd_per_mtok: float = bounded(0.0, 0.0, 1000.0)
+    cache_read_multiplier: float = bounded(0.5, 0.0, 10.0)
+    """Price of a cached prompt token relative to an input token (OpenAI: 0.5)."""
+    max_tokens: int = bounded(300, 16, 8192)
+    temperature: float = bounded(0.7, 0.0, 2.0)
+    first_token_deadline_s: float = bounded(2.5, 0.2, 120.0)
+    """A provider silent for this long is left for the next one."""
+    connect_timeout_s: float = bounded(3.0, 0.1, 60.0)
+    read_timeout_s: float = bounded(30.0, 1.0, 600.0)
+    before_anthropic: bool = False
+    """Try this provider before Anthropic for its tier."""
+
+
+@dataclass(frozen=True)
 class AgentLoopConfig:
     max_steps: int = bounded(4, 1, 20)
     """Model calls in one tool-use loop (the last one must answer)."""
@@ -96,6 +125,8 @@ class LLMConfig:
     agent_loop: AgentLoopConfig = field(default_factory=AgentLoopConfig)
     max_query_chars: int = bounded(2000, 50, 100000)
     """Longer queries are truncated (with a log line) before routing."""
+    cloud_providers: tuple[CloudProviderConfig, ...] = ()
+    """OpenAI-compatible providers per cloud tier, in fallback order."""
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from atlas.llm.classifier import Classification, Classifier, normalise
 from atlas.llm.config import CloudTierConfig
 from atlas.llm.memory import ConversationMemory
 from atlas.llm.model_check import model_gone_warning
+from atlas.llm.providers import ProviderChain
 from atlas.logs import redact_text
 from atlas.persona import Persona
 from atlas.skills import SkillAnswer, SkillSet
@@ -431,11 +432,13 @@ class Router:
         chars = len(self._persona.system_prompt(tier, self._now())) + len(text)
         chars += sum(len(m.content) for m in history)
         steps = self._agent_steps if tier == "agent" else 1
-        per_call = Price(cfg.input_usd_per_mtok, cfg.output_usd_per_mtok).worst_case(
-            int(chars / _CHARS_PER_TOKEN_WORST) + 1, cfg.max_tokens
-        )
+        price, max_tokens = Price(cfg.input_usd_per_mtok, cfg.output_usd_per_mtok), cfg.max_tokens
+        chain = self._clients.get(tier)
+        if isinstance(chain, ProviderChain):  # any of its providers may answer: the dearest
+            price, max_tokens = chain.worst_price(cfg.max_tokens)
+        per_call = price.worst_case(int(chars / _CHARS_PER_TOKEN_WORST) + 1, max_tokens)
         # Each agent step re-sends the growing conversation: charge it with every answer so far.
-        growth = (steps - 1) * steps / 2 * cfg.max_tokens * cfg.input_usd_per_mtok / 1e6
+        growth = (steps - 1) * steps / 2 * max_tokens * price.input_per_mtok / 1e6
         return per_call * steps + growth
 
 
@@ -475,7 +478,10 @@ class _CloudCall:
         settled = False
         try:
             try:
-                async with asyncio.timeout(cfg.first_token_deadline_s):
+                deadline = cfg.first_token_deadline_s
+                if isinstance(client, ProviderChain):  # each provider has its own, in turn
+                    deadline = client.first_token_deadline_s
+                async with asyncio.timeout(deadline):
                     item: StreamItem | None = await anext(stream)
             except TimeoutError:
                 raise LLMError(ErrorKind.TIMEOUT, "first-token deadline missed") from None

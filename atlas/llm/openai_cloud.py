@@ -1,0 +1,188 @@
+"""A cloud tier's backend on any OpenAI-compatible chat-completions endpoint.
+
+OpenAI, Groq, OpenRouter, Together, a vLLM server: one client, the official `openai`
+SDK pointed at the provider's `base_url`, streaming with `stream_options.include_usage`
+so the last chunk carries the real token counts the call is billed for. The SDK's own
+retries are off: a provider that fails before its first token is left for the next
+provider of the tier's fallback list (`providers.ProviderChain`), which is faster than
+retrying a struggling one while the person waits.
+
+SDK facts this module relies on (openai 3.54.0, verified against the fake server):
+* it talks through `httpx2`: transport errors raised while the body streams surface as
+  raw `httpx2` exceptions, not `APIError`s;
+* `APITimeoutError` subclasses `APIConnectionError`, so it is checked first;
+* an `{"error": ...}` payload inside a 200 stream raises a plain `APIError`;
+* the usage chunk has no choices; cached prompt tokens (where the provider reports
+  them) are in `usage.prompt_tokens_details.cached_tokens`, a part of `prompt_tokens`.
+
+Every failure becomes an `LLMError` whose text has been redacted (the key never reaches
+a log line or a traceback).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx2
+import openai
+import structlog
+
+from atlas.llm.base import (
+    ErrorKind,
+    LLMError,
+    LLMResponse,
+    Message,
+    Price,
+    StreamItem,
+    Usage,
+    chat_messages,
+    collect,
+)
+from atlas.llm.config import CloudProviderConfig
+from atlas.logs import redact_text
+
+log = structlog.get_logger("atlas.llm.openai_cloud")
+
+
+class OpenAICloudClient:
+    """LLMClient over `openai.AsyncOpenAI` for one provider and model."""
+
+    def __init__(self, config: CloudProviderConfig, api_key: str) -> None:
+        self.backend = config.name
+        self.model = config.model
+        self._config = config
+        self._key = api_key
+        self._price = Price(
+            input_per_mtok=config.input_usd_per_mtok,
+            output_per_mtok=config.output_usd_per_mtok,
+            cache_write_multiplier=1.0,
+            cache_read_multiplier=config.cache_read_multiplier,
+        )
+        self._sdk = openai.AsyncOpenAI(
+            api_key=api_key or "no-key-configured",
+            base_url=config.base_url,
+            max_retries=0,
+            timeout=openai.Timeout(config.read_timeout_s, connect=config.connect_timeout_s),
+        )
+
+    @property
+    def price(self) -> Price:
+        return self._price
+
+    async def is_available(self) -> bool:
+        return bool(self._key)
+
+    async def aclose(self) -> None:
+        await self._sdk.close()
+
+    async def generate(
+        self, messages: Sequence[Message], system: str, temperature: float, max_tokens: int
+    ) -> LLMResponse:
+        return await collect(self.stream(messages, system, temperature, max_tokens))
+
+    async def stream(
+        self, messages: Sequence[Message], system: str, temperature: float, max_tokens: int
+    ) -> AsyncIterator[StreamItem]:
+        if not self._key:
+            raise LLMError(ErrorKind.AUTH, f"no API key for {self.backend}")
+        started = time.perf_counter()
+        first_ms: float | None = None
+        parts: list[str] = []
+        usage: Any = None
+        finish: str | None = None
+        try:
+            params: dict[str, Any] = {
+                "model": self.model,
+                "messages": chat_messages(messages, system),
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "max_tokens": max_tokens,
+                "temperature": temperature,
+            }
+            chunks: Any = await self._sdk.chat.completions.create(**params)
+            try:
+                async for chunk in chunks:
+                    if chunk.usage is not None:
+                        usage = chunk.usage
+                    for choice in chunk.choices:
+                        finish = choice.finish_reason or finish
+                        text = choice.delta.content if choice.delta else None
+                        if text:
+                            if first_ms is None:
+                                first_ms = (time.perf_counter() - started) * 1000
+                            parts.append(text)
+                            yield text
+            finally:
+                await chunks.close()
+        except (openai.APIError, httpx2.HTTPError) as e:
+            raise self._error(e, text_started=bool(parts)) from None
+        got = self._usage(usage)
+        yield LLMResponse(
+            content="".join(parts),
+            model=self.model,
+            backend=self.backend,
+            first_token_ms=first_ms,
+            total_duration_ms=(time.perf_counter() - started) * 1000,
+            usage=got,
+            cost_usd=self._price.cost(got),
+            stop_reason=finish,
+        )
+
+    @staticmethod
+    def _usage(usage: Any) -> Usage:
+        """The billed counts; cached prompt tokens are billed at the cache-read price."""
+        if usage is None:
+            return Usage()
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = int(getattr(details, "cached_tokens", 0) or 0)
+        prompt = int(usage.prompt_tokens or 0)
+        return Usage(
+            input_tokens=max(0, prompt - cached),
+            output_tokens=int(usage.completion_tokens or 0),
+            cache_read_tokens=cached,
+        )
+
+    def _error(self, err: openai.APIError | httpx2.HTTPError, *, text_started: bool) -> LLMError:
+        kind = _kind_of(err, text_started=text_started)
+        status = getattr(err, "status_code", None)
+        detail = f"{self.backend} {type(err).__name__}" + (f" ({status})" if status else "")
+        text = str(err) or detail
+        if self._key:
+            text = text.replace(self._key, "[REDACTED]")
+        error = LLMError(kind, redact_text(f"{detail}: {text}"[:500]), text_started=text_started)
+        log.warning(
+            "openai_cloud_failed",
+            provider=self.backend,
+            model=self.model,
+            kind=kind.value,
+            text_started=text_started,
+            error=str(error),
+        )
+        return error
+
+
+def _kind_of(err: openai.APIError | httpx2.HTTPError, *, text_started: bool) -> ErrorKind:
+    if text_started and not isinstance(err, openai.APIStatusError):
+        if isinstance(err, openai.APITimeoutError | httpx2.TimeoutException):
+            return ErrorKind.STALLED
+        return ErrorKind.MID_STREAM
+    if isinstance(err, openai.AuthenticationError | openai.PermissionDeniedError):
+        return ErrorKind.AUTH
+    if isinstance(err, openai.RateLimitError):
+        return ErrorKind.RATE_LIMITED
+    if isinstance(err, openai.NotFoundError):
+        return ErrorKind.MODEL_NOT_FOUND
+    if isinstance(err, openai.APIStatusError):
+        status = err.status_code
+        if status == 529 or status == 503:
+            return ErrorKind.OVERLOADED
+        if status >= 500 or status in (408, 409):
+            return ErrorKind.SERVER
+        return ErrorKind.BAD_REQUEST
+    if isinstance(err, openai.APITimeoutError | httpx2.TimeoutException):
+        return ErrorKind.TIMEOUT
+    if isinstance(err, openai.APIConnectionError | httpx2.TransportError):
+        return ErrorKind.CONNECTION
+    return ErrorKind.SERVER  # an error payload in the stream before any text
