@@ -20,7 +20,9 @@ from datetime import datetime
 from typing import Literal
 
 from atlas.llm.base import CLOUD_TIERS, Tier
+from atlas.llm.config import CloudProviderConfig
 from atlas.llm.model_check import check_model, config_key, model_gone_warning, probe_model
+from atlas.llm.openai_cloud import probe_provider
 from atlas.settings import Secrets, Settings, load_secrets
 
 Status = Literal["ok", "warn", "FAIL"]
@@ -53,7 +55,27 @@ async def tier_lines(settings: Settings, secrets: Secrets) -> list[DoctorLine]:
     tiers = {"haiku": anth.haiku, "agent": anth.agent}
     for tier in CLOUD_TIERS:
         out.append(await _cloud_line(settings, secrets, tier, tiers[tier].model))
+    for provider in settings.llm.cloud_providers:
+        out.append(await _provider_line(secrets, provider))
     return out
+
+
+async def _provider_line(secrets: Secrets, p: CloudProviderConfig) -> DoctorLine:
+    what, name = p.tier, f"{p.name} {p.model}"
+    key = secrets.key(p.api_key_env)
+    if key is None:
+        return DoctorLine(
+            "tiers", "warn", what, f"{name}: off (no key in {p.api_key_env})",
+            f"put the key in {p.api_key_env} (or a credential file {p.api_key_env.lower()})",
+        )  # fmt: skip
+    problem = await probe_provider(p, key, _PROBE_TIMEOUT_S)
+    if problem is None:
+        return DoctorLine("tiers", "ok", what, f"{name}: reachable")
+    status: Status = "FAIL" if problem in ("key refused", "model not listed") else "warn"
+    return DoctorLine(
+        "tiers", status, what, f"{name}: {problem}",
+        f"check {p.api_key_env}, and llm.cloud_providers ({p.name}) in config/atlas.yaml",
+    )  # fmt: skip
 
 
 async def _local_line(settings: Settings) -> DoctorLine:

@@ -186,3 +186,23 @@ def _kind_of(err: openai.APIError | httpx2.HTTPError, *, text_started: bool) -> 
     if isinstance(err, openai.APIConnectionError | httpx2.TransportError):
         return ErrorKind.CONNECTION
     return ErrorKind.SERVER  # an error payload in the stream before any text
+
+
+async def probe_provider(config: CloudProviderConfig, api_key: str, timeout_s: float) -> str | None:
+    """None when the provider answers with this key and lists (or does not list) models;
+    else one phrase: "key refused", "model not listed", or what failed."""
+    sdk = openai.AsyncOpenAI(
+        api_key=api_key, base_url=config.base_url, max_retries=0, timeout=timeout_s
+    )
+    try:
+        page = await sdk.models.list()
+        ids = {m.id for m in page.data}
+    except (openai.AuthenticationError, openai.PermissionDeniedError):
+        return "key refused"
+    except (openai.APIError, httpx2.HTTPError) as e:
+        return redact_text(f"{type(e).__name__}").replace(api_key, "[REDACTED]")
+    finally:
+        await sdk.close()
+    if ids and config.model not in ids:
+        return "model not listed"
+    return None

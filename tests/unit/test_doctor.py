@@ -12,8 +12,10 @@ import pytest
 
 from atlas import doctor
 from atlas.doctor import DoctorLine, diagnose, format_report
+from atlas.llm.config import CloudProviderConfig
 from atlas.settings import Secrets, Settings, load_settings
 from atlas.testing.fake_anthropic import FakeAnthropic
+from atlas.testing.fake_openai import FakeLLMServer
 
 
 @pytest.fixture
@@ -71,3 +73,28 @@ async def test_extra_sections_slot_in_and_a_broken_one_is_reported(
     lines = await diagnose(settings, Secrets(), (*extra, ("broken", broken)))
     assert [x.status for x in lines] == ["warn", "FAIL"]
     assert "boom" in lines[1].detail
+
+
+async def test_each_cloud_provider_gets_a_line_with_its_state(settings: Settings) -> None:
+    with FakeLLMServer(models=("llama-test",)) as fake:
+
+        def provider(name: str, model: str, env: str) -> CloudProviderConfig:
+            return CloudProviderConfig(
+                name=name, base_url=fake.openai_base_url, api_key_env=env, model=model
+            )
+
+        providers = (
+            provider("groq", "llama-test", "GROQ_API_KEY"),
+            provider("other", "missing-model", "OTHER_API_KEY"),
+            provider("nokey", "llama-test", "NOKEY_API_KEY"),
+        )
+        s = replace(settings, llm=replace(settings.llm, cloud_providers=providers))
+        keys = {"GROQ_API_KEY": "gsk-SECRET-1", "OTHER_API_KEY": "k2"}
+        lines = await diagnose(s, Secrets(provider_keys=keys), (("tiers", doctor.tier_lines),))
+    by = {x.detail.split(":")[0]: x for x in lines if x.what == "haiku"}
+    assert by["groq llama-test"].status == "ok"
+    assert by["other missing-model"].status == "FAIL"
+    assert "not listed" in by["other missing-model"].detail
+    assert by["nokey llama-test"].status == "warn"
+    assert "NOKEY_API_KEY" in by["nokey llama-test"].fix
+    assert "SECRET" not in format_report(lines)
