@@ -167,12 +167,13 @@ class Assistant:
         log.info("route", turn=h.number, tier=decision.tier, reason=decision.reason)
         return await self._run(h, decision)
 
-    async def prime(self, transcript: str) -> None:
-        """Prepare for a probable turn (see Router.prime); never raises, never speaks."""
+    async def prime(self, transcript: str, *, ending: bool = False) -> None:
+        """Prepare for a probable turn (see Router.prime); never raises, never speaks.
+        `ending`: the turn ends now, so the router must not take the time to classify."""
         addressed = self._wake.check(transcript)  # pure: no state changes
         if addressed.addressed and addressed.text.strip():
             try:
-                await self._router.prime(addressed.text)
+                await self._router.prime(addressed.text, classify=not ending)
             except Exception as e:  # a failed warm-up must never disturb listening
                 log.debug("prime_failed", error=type(e).__name__)
 

@@ -178,13 +178,14 @@ class Conversation:
             await self._on_utterance(event, sequential)
 
     async def _speculate(self, audio: Samples) -> Transcript:
-        """Transcribe the audio so far; if it is for ATLAS and the pause must go on a
-        while (the words are not complete), warm the local model's prompt cache with it.
-        A complete request ends the turn at once: priming then would only compete with
-        the answer for the CPU."""
+        """Transcribe the audio so far; if it is for ATLAS, warm the local model's prompt
+        cache with it: during the rest of the pause when the words are not complete, or
+        while the turn is being routed when they are (the turn then ends at once)."""
         transcript = await self._ears.transcriber.transcribe(audio)
-        if self._judge_text(transcript.text) not in (None, Completeness.COMPLETE):
-            self._prime = asyncio.create_task(self._assistant.prime(transcript.text))
+        verdict = self._judge_text(transcript.text)
+        if verdict is not None:
+            ending = verdict == Completeness.COMPLETE
+            self._prime = asyncio.create_task(self._assistant.prime(transcript.text, ending=ending))
         return transcript
 
     def _judge_pause(self, endpointer: Endpointer) -> Utterance | None:

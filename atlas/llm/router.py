@@ -166,24 +166,30 @@ class Router:
         self._local_declines = local_declines
         """Questions meant for a cloud tier get the `unsure` line, not a local guess."""
 
-    async def prime(self, text: str) -> None:
+    async def prime(self, text: str, *, classify: bool = True) -> None:
         """Warm the local model's prompt cache for a probable query (no side effects).
 
         Skills are not consulted (they act: a timer would be set); a query a skill will
-        answer just costs a little CPU here.
+        answer just costs a little CPU here. `classify=False`: prime without asking the
+        classifier first, for a turn that ends now: the prompt is then evaluated on the
+        model's thread while the turn is routed (the router's own classification runs
+        meanwhile), instead of after it; a turn that goes elsewhere has cost one
+        prompt's evaluation on a thread nobody waits for.
         """
         client = self._clients.get("local")
         prime = getattr(client, "prime", None)
         if prime is None or not text.strip():
             return
-        c = self._classifier.classify(self._clip(text))
-        goes_local = (
-            c.tier == "local"
-            or c.tier not in self._clients
-            or c.tier in self._disabled
-            or self._budget.status().mode == "local_only"
-            or self._breakers[c.tier].state == "open"
-        )
+        goes_local = True
+        if classify:
+            c = self._classifier.classify(self._clip(text))
+            goes_local = (
+                c.tier == "local"
+                or c.tier not in self._clients
+                or c.tier in self._disabled
+                or self._budget.status().mode == "local_only"
+                or self._breakers[c.tier].state == "open"
+            )
         if goes_local:
             messages = [*self._memory.local_messages(), Message("user", self._clip(text))]
             await prime(messages, self._persona.system_prompt("local", self._now()))
