@@ -8,12 +8,15 @@ before the speech ended" is read off the two recordings, not off internal clocks
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from atlas.bench.heard import energy_spans, first_audible, level_amplitude
+from atlas.llm.base import Message
 from tests.conftest import FIXTURES, shared_audio
 from tests.replay.conftest import (
     RATE_IN,
@@ -123,3 +126,27 @@ def test_fixture_speech_ends_are_stated() -> None:
         row = fixture_row(name)
         assert float(row["speech_end_s"]) > float(row["speech_start_s"]) > 0
         assert (FIXTURES / name).is_file()
+
+
+async def test_a_complete_request_primes_the_local_model_before_it_is_routed(
+    parts: Parts, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The turn ends at once on a complete request; the local model's prompt is evaluated
+    meanwhile (while the turn is routed), not only after the route is known."""
+    client = parts.brain.clients["local"]
+    original = client.prime  # type: ignore[attr-defined]
+    primed: list[tuple[float, str]] = []
+
+    async def spy(messages: Sequence[Message], system: str) -> None:
+        primed.append((time.monotonic(), messages[-1].content))
+        await original(messages, system)
+
+    monkeypatch.setattr(client, "prime", spy)
+    session = _session(parts, tmp_path, wake=True)
+    records = await session.run(session.file_source("chat_im_bored.wav"))
+    (turn,) = [r for r in records if r.addressed]
+    assert turn.tier == "local" and turn.interrupted is None
+    assert "bored" in turn.transcript.lower()
+    assert any("bored" in text.lower() for _, text in primed), primed
+    first_prime = min(at for at, text in primed if "bored" in text.lower())
+    assert first_prime <= turn.timestamps["route"]
