@@ -194,6 +194,8 @@ class PersonaConfig:
     """Said for legal trouble when no careful answer is available."""
     unsure: tuple[str, ...] = ()
     """Said instead of a small local model's guess at a question of substance."""
+    too_slow: tuple[str, ...] = ()
+    """Said when a stage of a turn passed its deadline and the turn was stopped."""
     never_say: tuple[str, ...] = ()
     """Phrases ATLAS must never say (checked on its own lines and on answers)."""
     forbidden_words: tuple[str, ...] = ("model", "cloud", "tier", "API", "budget")
