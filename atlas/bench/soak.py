@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -79,9 +80,10 @@ class Fault:
     barge_in: bool = False
 
 
-def fault_matrix(settings: Settings) -> tuple[Fault, ...]:
+def fault_matrix(settings: Settings, *, dense: bool = False) -> tuple[Fault, ...]:
     """One cycle of cloud cases; successes between faults keep the breakers closed
-    most of the time (they open, and recover, when faults meet)."""
+    most of the time (they open, and recover, when faults meet). `dense`: the faults
+    alone (a short run that must meet each of them)."""
     anth = settings.llm.anthropic
     tries = anth.retries + 1
     ok = Fault("ok", (FakeScript(text="Certainly. It is a pleasure to help with that."),))
@@ -102,7 +104,7 @@ def fault_matrix(settings: Settings) -> tuple[Fault, ...]:
         Fault("trickle_past_deadline", (FakeScript(text=_LONG, token_delay_s=trickle),)),
         Fault("barge_in", (FakeScript(text=_LONG, token_delay_s=0.05),), barge_in=True),
     )
-    return tuple(x for f in faults for x in (ok, f))
+    return faults if dense else tuple(x for f in faults for x in (ok, f))
 
 
 KEY_REFUSED = Fault("key_refused", (FakeScript.error(401),))
@@ -138,8 +140,11 @@ def soak_settings(settings: Settings, base_url: str, ledger: Path) -> Settings:
     )
 
 
-def vitals() -> Vitals:
-    """RSS (MB), open file descriptors and OS threads of this process (Linux /proc)."""
+def vitals(fake_port: int | None = None) -> Vitals:
+    """RSS (MB), open file descriptors and OS threads of this process (Linux /proc).
+
+    The fake cloud runs in this process but stands for a remote server: its sockets
+    (those on `fake_port`) and its per-connection handler threads are not counted."""
     rss_kb = threads = 0
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
@@ -147,7 +152,26 @@ def vitals() -> Vitals:
                 rss_kb = int(line.split()[1])
             elif line.startswith("Threads:"):
                 threads = int(line.split()[1])
-    return Vitals(rss_kb / 1024, len(os.listdir("/proc/self/fd")), threads)
+    fake = _sockets_on(fake_port) if fake_port else set()
+    fds = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            fds += not (target.startswith("socket:[") and target[8:-1] in fake)
+    handlers = sum("process_request" in t.name for t in threading.enumerate())
+    return Vitals(rss_kb / 1024, fds, threads - handlers)
+
+
+def _sockets_on(port: int) -> set[str]:
+    """Inodes of this process's TCP sockets whose local port is `port`."""
+    inodes: set[str] = set()
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as f:
+            for line in f.readlines()[1:]:
+                cols = line.split()
+                if int(cols[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(cols[9])
+    return inodes
 
 
 def _cases(n: int, faults: tuple[Fault, ...]) -> Iterator[tuple[str, str, Fault | None]]:
@@ -181,6 +205,8 @@ async def run_soak(
     *,
     window: int = 50,
     progress: Callable[[int, Vitals], None] | None = None,
+    dense: bool = False,
+    settled_after: int = 100,
 ) -> SoakReport:
     from atlas.daemon import build_stack  # late: loads the whole daemon
 
@@ -190,21 +216,22 @@ async def run_soak(
     records: list[TurnRecord] = []
     with FakeAnthropic() as fake, tempfile.TemporaryDirectory(prefix="atlas-soak-") as tmp:
         cfg = soak_settings(settings, fake.base_url, Path(tmp) / "ledger.sqlite3")
+        port = int(fake.base_url.rsplit(":", 1)[1].split("/")[0])
         stack = await build_stack(
             cfg, Secrets(FAKE_KEY), lambda: NullSink(22050, realtime=False), records.append
         )
-        report = SoakReport(window=window)
+        report = SoakReport(window=window, settled_after=settled_after)
         try:
-            for i, (name, kind, fault) in enumerate(_cases(turns, fault_matrix(cfg))):
+            for i, (name, kind, fault) in enumerate(_cases(turns, fault_matrix(cfg, dense=dense))):
                 if i % window == 0:
-                    report.vitals.append((i, vitals()))
+                    report.vitals.append((i, vitals(port)))
                     if progress:
                         progress(i, report.vitals[-1][1])
                 fake.forget()
                 if fault is not None:
                     fake.enqueue(*fault.scripts)
                 report.turns.append(await _one_turn(stack, audio[name], name, kind, fault))
-            report.vitals.append((turns, vitals()))
+            report.vitals.append((turns, vitals(port)))
         finally:
             await stack.aclose()
     return report
