@@ -293,7 +293,11 @@ class Conversation:
         job = asyncio.create_task(self._transcribe(u), name="stt")
         if not deadlines.enabled:
             return await job
-        done, _ = await asyncio.wait({job}, timeout=deadlines.stt_s)
+        try:
+            done, _ = await asyncio.wait({job}, timeout=deadlines.stt_s)
+        except asyncio.CancelledError:
+            job.cancel()  # shutdown: the transcription goes with the conversation
+            raise
         if done:
             return job.result()
         job.cancel()
