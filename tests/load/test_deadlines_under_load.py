@@ -34,8 +34,6 @@ REQUESTS = (
     "Atlas, open the blinds please",
     "Atlas, make it warmer",
     "Atlas, play some jazz",
-    "Atlas, switch off the telly",
-    "Atlas, dim the kitchen lights",
 )
 
 
@@ -83,10 +81,13 @@ async def embedded_rig(
     servers: tuple[FakeAnthropic, FakeOpenAI],
     local: LocalLLMConfig,
     deadlines: DeadlineConfig,
+    *,
+    warm: bool = True,
 ) -> AsyncIterator[Rig]:
     assert GGUF is not None
     llama = EmbeddedLlamaClient(GGUF, local)
-    await llama.warm("You are a butler.")
+    if warm:
+        await llama.warm("You are a butler.")
     async with build_rig(
         tmp_path, settings, servers, clock=Clock(real=True), deadlines=deadlines,
         local_client=llama,
@@ -125,8 +126,9 @@ async def test_a_starved_model_still_ends_the_turn_within_its_deadline(
     does, the turn ends by its deadline, the cancel grace and the line."""
     tight = DeadlineConfig(local_first_token_s=2.0, local_answer_s=4.0, cancel_grace_s=1.0)
     bound = tight.local_answer_s + tight.cancel_grace_s + tight.tts_s + 1.0
-    async with embedded_rig(tmp_path, settings, servers, LocalLLMConfig(threads=2), tight) as rig:
-        for text in REQUESTS[:2]:
+    starved = LocalLLMConfig(threads=2)
+    async with embedded_rig(tmp_path, settings, servers, starved, tight, warm=False) as rig:
+        for text in REQUESTS[:1]:
             started = time.monotonic()
             rec = await rig.assistant.handle(rig.heard(text))
             took = time.monotonic() - started
