@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from atlas.deadlines import Deadline, DeadlineConfig, next_deadline
+from atlas.deadlines import Deadline, DeadlineConfig, let_stop, next_deadline, watch
 from atlas.filler import FillerCache
 from atlas.llm.router import AnswerResult, RouteDecision, Router
 from atlas.persona import Persona
@@ -253,26 +253,14 @@ class Assistant:
     async def _watch(
         self, h: TurnHandle, task: asyncio.Task[None], pending: Callable[[], Deadline | None]
     ) -> Deadline | None:
-        while not task.done():
-            d = pending()
-            if d is None:
-                return None  # only playback is left: bounded by the sink itself
-            wait = d.at - self._clock()
-            if wait > 0:
-                await asyncio.wait({task}, timeout=wait)
-                continue
-            if h.cancelled:
-                return None  # barge-in or shutdown got there first
+        d = await watch(task, pending, self._clock, lambda: h.cancelled)
+        if d is not None:
             log.warning("turn.deadline_missed", turn=h.number, stage=d.stage, limit_s=d.limit_s)
             h.missed_deadline = d.stage
             h.cancel("deadline")
-            await asyncio.wait({task}, timeout=self._deadlines.cancel_grace_s)
-            if not task.done():  # e.g. llama.cpp mid-prompt: it stops on its own later
+            if not await let_stop(task, self._deadlines.cancel_grace_s, self._stragglers):
                 log.warning("turn.cancel_slow", turn=h.number)
-                self._stragglers.add(task)
-                task.add_done_callback(self._stragglers.discard)
-            return d
-        return None
+        return d
 
     async def _too_slow(
         self, h: TurnHandle, spoken: _Spoken, answer: str, decision: RouteDecision

@@ -12,8 +12,10 @@ playback, which is not slowness.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from voice.config import bounded
 
@@ -83,3 +85,42 @@ def next_deadline(
     if chunk is not None and "first_answer_sample" not in stamps:
         running.append(Deadline("tts", cfg.tts_s, chunk + cfg.tts_s + speaking_s))
     return min(running, key=lambda d: d.at, default=None)
+
+
+async def watch(
+    task: asyncio.Task[Any],
+    pending: Callable[[], Deadline | None],
+    clock: Callable[[], float],
+    cut: Callable[[], bool],
+) -> Deadline | None:
+    """Wait for `task` until the deadline `pending()` names passes; it is read again
+    after every wait, as stages are reached. None: the task ended, only playback is
+    left, or the turn was cut by something else (`cut()`: barge-in, shutdown)."""
+    while not task.done():
+        d = pending()
+        if d is None:
+            return None
+        wait = d.at - clock()
+        if wait > 0:
+            await asyncio.wait({task}, timeout=wait)
+            continue
+        return None if cut() else d
+    return None
+
+
+async def let_stop(task: asyncio.Task[Any], grace_s: float, stragglers: set[Any]) -> bool:
+    """After a cancel, wait up to `grace_s` for `task` to end. A task that does not (a
+    worker thread in the middle of llama.cpp's prompt) is kept in `stragglers` until it
+    ends on its own. False when it did not stop in time."""
+    await asyncio.wait({task}, timeout=grace_s)
+    task.add_done_callback(_retrieve)
+    if task.done():
+        return True
+    stragglers.add(task)
+    task.add_done_callback(stragglers.discard)
+    return False
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # a cut turn's error is not news: never "never retrieved"
