@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from atlas.deadlines import Deadline, DeadlineConfig, let_stop, next_deadline, watch
 from atlas.filler import FillerCache
 from atlas.llm.router import AnswerResult, RouteDecision, Router
 from atlas.persona import Persona
@@ -39,6 +40,8 @@ class _Spoken:
     result: AnswerResult | None = None
     generated: list[str] = field(default_factory=list)
     """Answer text received so far: the record's answer when the turn is cut."""
+    waiting_s: float = 0.0
+    """Time spent waiting for the speaker (backpressure, the person talking): not slowness."""
 
     def heard_at(self, now: float) -> str:
         """The answer text a person had heard by `now` (a partly played chunk by words)."""
@@ -70,6 +73,7 @@ class Assistant:
         clock: Callable[[], float] = time.monotonic,
         filler: bool = True,
         stream_tts: bool = True,
+        deadlines: DeadlineConfig | None = None,
     ) -> None:
         self._router = router
         self._tts = tts
@@ -85,6 +89,9 @@ class Assistant:
         self._current: TurnHandle | None = None
         self._audible_at: float | None = None
         self._floor = Floor()
+        self._deadlines = deadlines or DeadlineConfig()
+        self._stragglers: set[asyncio.Task[None]] = set()
+        """Cancelled turns' tasks still stopping (a starved worker): kept until done."""
 
     def with_sink(self, sink: AudioSink, wake: WakeGate) -> Assistant:
         """The same assistant (router, voice, cached fillers) speaking into another sink,
@@ -100,6 +107,7 @@ class Assistant:
             clock=self._clock,
             filler=self._filler_on,
             stream_tts=self._stream_tts,
+            deadlines=self._deadlines,
         )
 
     def variant(
@@ -162,8 +170,13 @@ class Assistant:
             return self._record(h, _Spoken(), ignored=addressed.reason)
         if not addressed.text.strip():
             return await self.say(self._persona.line("acknowledge"), h)
+        decided = self._clock()
         decision = self._router.decide(addressed.text)
         h.stamp("route")
+        if self._deadlines.enabled and h.stamps["route"] - decided > self._deadlines.route_s:
+            # decide() is CPU work that cannot be interrupted: recorded, then answered.
+            h.missed_deadline = "route"
+            log.warning("turn.deadline_missed", turn=h.number, stage="route")
         log.info("route", turn=h.number, tier=decision.tier, reason=decision.reason)
         return await self._run(h, decision)
 
@@ -185,6 +198,12 @@ class Assistant:
         await self._await_turn(h, task)
         return self._finish(h, spoken, answer=text)
 
+    async def say_too_slow(self, stage: str) -> TurnRecord:
+        """A stage before the turn began (STT) passed its deadline: say so in persona."""
+        h = self._new_turn("")
+        h.missed_deadline = stage
+        return await self.say(self._persona.line("too_slow"), h)
+
     # ------------------------------------------------------------------ inside
 
     def _new_turn(self, transcript: str) -> TurnHandle:
@@ -195,26 +214,83 @@ class Assistant:
     async def _run(self, h: TurnHandle, decision: RouteDecision) -> TurnRecord:
         spoken = _Spoken()
         task = h.spawn(self._speak_answer(h, decision, spoken), "answer")
-        await self._await_turn(h, task)
+
+        def pending() -> Deadline | None:
+            return next_deadline(
+                self._deadlines,
+                h.stamps,
+                local=decision.tier == "local",
+                home=decision.home is not None,
+                answered=spoken.result is not None,
+                speaking_s=spoken.waiting_s,
+            )
+
+        missed = await self._await_turn(h, task, pending)
         # A cut turn has no final result; its answer is what had been generated.
         answer = spoken.result.text if spoken.result else "".join(spoken.generated).strip()
+        if missed is not None:
+            return await self._too_slow(h, spoken, answer, decision)
         return self._finish(h, spoken, answer=answer, decision=decision)
 
-    async def _await_turn(self, h: TurnHandle, task: asyncio.Task[None]) -> None:
+    async def _await_turn(
+        self,
+        h: TurnHandle,
+        task: asyncio.Task[None],
+        pending: Callable[[], Deadline | None] | None = None,
+    ) -> Deadline | None:
+        """Until the turn's task ends, or (with `pending`) until a deadline passes: then
+        the turn is cancelled through its handle and the missed deadline returned."""
         self._current = h
         try:
-            await task
+            missed = None
+            if pending is not None and self._deadlines.enabled:
+                missed = await self._watch(h, task, pending)
+            if missed is None:
+                await task
+            return missed
         except asyncio.CancelledError:
             if not h.cancelled:  # our caller was cancelled, not the turn
                 task.cancel()
                 raise
+            return None
         finally:
             self._current = None
+
+    async def _watch(
+        self, h: TurnHandle, task: asyncio.Task[None], pending: Callable[[], Deadline | None]
+    ) -> Deadline | None:
+        d = await watch(task, pending, self._clock, lambda: h.cancelled)
+        if d is not None:
+            log.warning("turn.deadline_missed", turn=h.number, stage=d.stage, limit_s=d.limit_s)
+            h.missed_deadline = d.stage
+            h.cancel("deadline")
+            if not await let_stop(task, self._deadlines.cancel_grace_s, self._stragglers):
+                log.warning("turn.cancel_slow", turn=h.number)
+        return d
+
+    async def _too_slow(
+        self, h: TurnHandle, spoken: _Spoken, answer: str, decision: RouteDecision
+    ) -> TurnRecord:
+        """A deadline passed and the turn was cancelled: stop what was queued, say so in
+        persona (bounded too: the line's synthesis may be starved as well), listen again."""
+        heard = spoken.heard_at(self._clock())
+        self._sink.clear()
+        line = self._persona.line("too_slow")
+        said = _Spoken()
+        limit = self._deadlines.tts_s + self._deadlines.cancel_grace_s
+        try:
+            await asyncio.wait_for(self._speak_text(h, _one(line), said), limit)
+            heard = f"{heard} {line}".strip()
+        except TimeoutError:
+            log.warning("turn.line_unsaid", turn=h.number, kind="too_slow")
+            self._sink.clear()
+        spoken.pieces.extend(said.pieces)
+        return self._finish(h, spoken, answer=answer, decision=decision, heard=heard)
 
     async def _speak_answer(self, h: TurnHandle, d: RouteDecision, spoken: _Spoken) -> None:
         if d.wants_filler and self._filler_on:
             filler = self._fillers.pick()
-            mark = await self._first_write(filler.audio, filler.sample_rate, "filler")
+            mark = await self._first_write(filler.audio, filler.sample_rate, "filler", spoken)
             h.stamp("filler_first_sample", mark.first_sample_at)
             spoken.filler = filler.text
             self._wake.remember_played(filler.text, mark.first_sample_at, mark.end_at)
@@ -248,7 +324,7 @@ class Assistant:
                 yield text
 
         async for piece in self._tts.stream(stamped() if self._stream_tts else whole()):
-            mark = await self._first_write(piece.audio, piece.sample_rate, "answer")
+            mark = await self._first_write(piece.audio, piece.sample_rate, "answer", spoken)
             h.stamp("first_answer_sample", mark.first_sample_at)
             spoken.pieces.append((piece.text, mark))
             self._wake.remember_played(piece.text, mark.first_sample_at, mark.end_at)
@@ -256,9 +332,18 @@ class Assistant:
         if spoken.pieces:
             h.stamp("last_sample", spoken.pieces[-1][1].end_at)
 
-    async def _first_write(self, audio: Samples, rate: int, label: str) -> PlaybackMark:
+    async def _first_write(
+        self, audio: Samples, rate: int, label: str, spoken: _Spoken
+    ) -> PlaybackMark:
         """Write to the sink; the turn's first sound waits while the person is talking,
         and its time is what continuation and barge-in judge by."""
+        started = time.monotonic()
+        try:
+            return await self._write(audio, rate, label)
+        finally:
+            spoken.waiting_s += time.monotonic() - started
+
+    async def _write(self, audio: Samples, rate: int, label: str) -> PlaybackMark:
         first = self._audible_at is None
         if first and not self._floor.quiet:
             log.info("floor.wait", label=label)
@@ -275,12 +360,17 @@ class Assistant:
         *,
         answer: str,
         decision: RouteDecision | None = None,
+        heard: str | None = None,
     ) -> TurnRecord:
+        """`heard`: given when the turn ended with a line of its own (a missed deadline)."""
         now = self._clock()
-        if h.cancelled:
+        cut = h.cancelled and heard is None
+        if cut:
             self._sink.clear()
-        heard = spoken.heard_at(now) if h.cancelled else " ".join(t for t, _ in spoken.pieces)
-        end = spoken.pieces[-1][1].end_at if spoken.pieces and not h.cancelled else now
+            heard = spoken.heard_at(now)
+        elif heard is None:
+            heard = " ".join(t for t, _ in spoken.pieces)
+        end = spoken.pieces[-1][1].end_at if spoken.pieces and not cut else now
         self._wake.open_followup(end)
         rec = self._record(h, spoken, decision=decision, answer=answer, heard=heard)
         log.info(
@@ -316,6 +406,7 @@ class Assistant:
             answer=answer,
             heard=heard,
             interrupted=h.interrupted,
+            deadline_missed=h.missed_deadline,
             cost_usd=result.cost_usd if result else 0.0,
             fallback_reason=result.fallback_reason if result else None,
             timestamps=dict(h.stamps),

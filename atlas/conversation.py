@@ -270,7 +270,12 @@ class Conversation:
         if self._continuing is not None:
             u = _join(self._continuing, u)
             self._continuing = None
-        transcript = await self._transcribe(u)
+        transcript = await self._transcribe_in_time(u)
+        if transcript is None:  # the STT deadline passed: say so, listen again
+            self._turn = asyncio.create_task(self._handle_too_slow("stt"), name="turn")
+            if sequential:
+                await self.wait_idle()
+            return
         heard = Heard(u, transcript, time.monotonic())
         if transcript.is_empty:
             return
@@ -282,6 +287,29 @@ class Conversation:
         if sequential:
             await self.wait_idle()
 
+    async def _transcribe_in_time(self, u: Utterance) -> Transcript | None:
+        """The transcript, or None when it is not ready within the STT deadline (the
+        worker thread is left to finish on its own; its result is dropped)."""
+        deadlines = self._ears.settings.deadlines
+        job = asyncio.create_task(self._transcribe(u), name="stt")
+        if not deadlines.enabled:
+            return await job
+        try:
+            done, _ = await asyncio.wait({job}, timeout=deadlines.stt_s)
+        except asyncio.CancelledError:
+            job.cancel()  # shutdown: the transcription goes with the conversation
+            raise
+        if done:
+            return job.result()
+        job.cancel()
+        log.warning("turn.deadline_missed", stage="stt", limit_s=deadlines.stt_s)
+        return None
+
+    async def _handle_too_slow(self, stage: str) -> None:
+        async with self._turn_lock:
+            record = await self._assistant.say_too_slow(stage)
+        self._on_turn(record)
+
     async def _transcribe(self, u: Utterance) -> Transcript:
         spec, self._speculation = self._speculation, None
         if spec is not None and abs(spec.last_voiced_s - u.last_voiced_s) < 1e-6:
@@ -290,7 +318,9 @@ class Conversation:
                 log.info("stt", ms=round(transcript.stt_ms, 1), speculative=True)
                 return transcript
             except asyncio.CancelledError:
-                pass
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    raise  # this transcription was cancelled (the STT deadline)
         elif spec is not None:
             spec.task.cancel()
         transcript = await self._ears.transcriber.transcribe(u.audio)

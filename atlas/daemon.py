@@ -93,6 +93,7 @@ async def build_stack(
         persona=persona,
         chunker=settings.chunker,
         filler=settings.assistant.filler,
+        deadlines=settings.deadlines,
     )
     timers = brain.timers if settings.assistant.announce_timers else None
     conversation = Conversation(

@@ -31,6 +31,7 @@ LineKind = Literal[
     "safety",
     "legal",
     "unsure",
+    "too_slow",
 ]
 LINE_KINDS: tuple[LineKind, ...] = get_args(LineKind)
 

@@ -18,6 +18,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from atlas.deadlines import DeadlineConfig
 from atlas.endofturn import TurnTakingConfig
 from atlas.home.config import HomeAssistantConfig, url_problem
 from atlas.llm.config import (
@@ -147,6 +148,7 @@ class Settings:
     wake: WakeConfig = field(default_factory=WakeConfig)
     assistant: AssistantConfig = field(default_factory=AssistantConfig)
     turn_taking: TurnTakingConfig = field(default_factory=TurnTakingConfig)
+    deadlines: DeadlineConfig = field(default_factory=DeadlineConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
     routing_file: str = "routing.yaml"

@@ -50,13 +50,15 @@ class TurnRecord:
     heard: str
     """What the person actually heard of the answer (all of it unless interrupted)."""
     interrupted: str | None
-    """'barge_in' or 'shutdown' when the turn was cut."""
+    """'barge_in', 'shutdown', 'continuation' or 'deadline' when the turn was cut."""
     cost_usd: float
     fallback_reason: str | None
     timestamps: dict[str, float]
     """Monotonic seconds per stage (see STAGES); absent stages did not happen."""
     since_speech_end_ms: dict[str, float]
     """The same stamps as milliseconds after the end of speech: the latency a person hears."""
+    deadline_missed: str | None = None
+    """The stage whose deadline passed (atlas.deadlines); 'route' is recorded, not cut."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class TurnRecord:
             "answer": self.answer,
             "heard": self.heard,
             "interrupted": self.interrupted,
+            "deadline_missed": self.deadline_missed,
             "cost_usd": round(self.cost_usd, 6),
             "fallback_reason": self.fallback_reason,
             "timestamps": {k: round(v, 4) for k, v in self.timestamps.items()},
@@ -88,6 +91,7 @@ class TurnHandle:
     clock: Callable[[], float] = time.monotonic
     stamps: dict[str, float] = field(default_factory=dict)
     interrupted: str | None = None
+    missed_deadline: str | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def stamp(self, stage: str, at: float | None = None) -> None:

@@ -1,13 +1,16 @@
 """`atlas bench` / scripts/voice_latency_benchmark.py: parse, run, print, optionally save.
 
 Modes: `pipeline` (default; fixtures or the given files through the daemon's pipeline),
-`ears`, `router`, `llm`. The benchmark measures and never asserts; `--check` compares
-what it measured with `bench.latency_targets_ms` and exits 1 naming each target missed.
+`ears`, `router`, `llm`, `soak` (many turns with every fault in one process; exits 1
+when a turn went unanswered or memory, file descriptors or threads grew). The benchmark
+measures and never asserts; `--check` compares what it measured with
+`bench.latency_targets_ms` and exits 1 naming each target missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -22,7 +25,7 @@ from atlas.logs import configure_logging
 from atlas.modelstore import ModelError
 from atlas.settings import Settings, SettingsError, load_settings
 
-MODES = ("pipeline", "ears", "router", "llm")
+MODES = ("pipeline", "ears", "router", "llm", "soak")
 EXIT_MISSED = 1
 EXIT_USAGE = 2
 
@@ -53,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="atlas bench",
         description="Measure ATLAS's latency (never asserts). "
-        "MODE is pipeline (default), ears, router or llm; pipeline takes audio files/folders.",
+        "MODE is pipeline (default), ears, router, llm or soak; "
+        "pipeline takes audio files/folders.",
     )
     p.add_argument("args", nargs="*", metavar="[MODE] [FILE|DIR ...]", help="mode, then inputs")
     p.add_argument("--config", type=Path, help="config file")
@@ -94,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--with-llama-server", action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("soak")
+    g.add_argument("--turns", type=int, default=1000, help="soak: turns to run (default 1000)")
+    g.add_argument("--window", type=int, default=50, help="soak: vitals every N turns (50)")
     g = p.add_argument_group("router / ears")
     g.add_argument("--tsv", type=Path, help="router: labelled TSV (default: the held-out set)")
     g.add_argument("--idle-seconds", type=float, default=10.0, help="ears: silence in real time")
@@ -109,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.inputs and args.mode != "pipeline":
         print(f"atlas bench: {args.mode} takes no files: {rest[0]}", file=sys.stderr)
         return EXIT_USAGE
+    if args.mode == "soak" and not (1 <= args.window <= args.turns <= 1_000_000):
+        print("atlas bench: soak needs 1 <= --window <= --turns <= 1000000", file=sys.stderr)
+        return EXIT_USAGE
     if args.repeats is not None and args.repeats < 1:
         print("atlas bench: --repeats must be at least 1", file=sys.stderr)
         return EXIT_USAGE
@@ -122,7 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, ModelError, ValueError, RuntimeError) as e:
         print(f"atlas bench: {e}", file=sys.stderr)
         return EXIT_USAGE
-    return finish(args.mode, text, data, measured, settings, json_path=args.json, check=args.check)
+    code = finish(args.mode, text, data, measured, settings, json_path=args.json, check=args.check)
+    if args.mode == "soak" and data["problems"]:
+        return EXIT_MISSED
+    return code
 
 
 def finish(
@@ -171,6 +184,16 @@ def _run_mode(args: argparse.Namespace, settings: Settings) -> tuple[str, Any, d
         from atlas.bench.run import run_pipeline_mode
 
         return run_pipeline_mode(args, settings, machine_facts(settings))
+
+    if args.mode == "soak":
+        from atlas.bench.soak import run_soak
+
+        def progress(done: int, v: Any) -> None:
+            print(f"soak: {done}/{args.turns} turns, RSS {v.rss_mb:.0f} MB, {v.fds} fds, "
+                  f"{v.threads} threads", file=sys.stderr, flush=True)  # fmt: skip
+
+        soak = asyncio.run(run_soak(settings, args.turns, window=args.window, progress=progress))
+        return soak.format(), soak.as_dict(), {}
 
     from atlas.app import build_ears, build_store
 

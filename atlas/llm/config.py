@@ -24,7 +24,13 @@ class LocalLLMConfig:
     embedded_model: str = "smollm2-135m-instruct"
     """A name from models/manifest.yaml (or a local .gguf path)."""
     n_ctx: int = bounded(2048, 256, 32768)
-    threads: int = bounded(2, 1, 64)
+    threads: int = bounded(1, 1, 64)
+    """llama.cpp threads of the embedded model (generation and prompt). ggml's threads
+    meet at a spin barrier after every operation: when another process (or Whisper, or
+    the embedder) takes a core, the spinning thread burns its time slice waiting for a
+    descheduled partner. Measured on the 2-core box with two busy loops running: 64
+    tokens took 52-58 s with 2 threads, 1.8 s with 1. One thread is ~100 tok/s for
+    SmolLM2-135M. Raise it only on a box with cores to spare."""
     temperature: float = bounded(0.2, 0.0, 2.0)
     max_tokens: int = bounded(96, 8, 4096)
     decline_questions: str = choice("auto", "auto", "yes", "no")
@@ -219,6 +225,8 @@ class PersonaConfig:
     """Said for legal trouble when no careful answer is available."""
     unsure: tuple[str, ...] = ()
     """Said instead of a small local model's guess at a question of substance."""
+    too_slow: tuple[str, ...] = ()
+    """Said when a stage of a turn passed its deadline and the turn was stopped."""
     never_say: tuple[str, ...] = ()
     """Phrases ATLAS must never say (checked on its own lines and on answers)."""
     forbidden_words: tuple[str, ...] = ("model", "cloud", "tier", "API", "budget")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -183,6 +184,10 @@ def _open_llama(path: Path, config: LocalLLMConfig) -> Any:
             ErrorKind.UNAVAILABLE,
             "llama-cpp-python is not installed (run scripts/setup.sh)",
         ) from None
+    cpus = os.cpu_count() or 1
+    if config.threads >= cpus:  # see LocalLLMConfig.threads: spin barriers starve
+        log.warning("llm.embedded_threads", threads=config.threads, cpus=cpus,
+                    why="every core taken: any other load makes llama.cpp crawl")  # fmt: skip
     with plain_cpu_buffers():
         try:
             return llama_cpp.Llama(

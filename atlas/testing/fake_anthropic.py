@@ -502,6 +502,12 @@ class FakeAnthropic:
                 raise ValueError(f"at most {_MAX_QUEUED_SCRIPTS} scripts may be queued")
             self._state.scripts.extend(scripts)
 
+    def forget(self) -> None:
+        """Drop the queued scripts and the request log (a long run, between its turns)."""
+        with self._state.lock:
+            self._state.scripts.clear()
+            self._state.requests.clear()
+
     def retire(self, model: str) -> None:
         """From now on `model` is unknown to the fake (404 not_found_error), as a model
         past its end of life is to the real API."""

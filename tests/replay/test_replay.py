@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,9 @@ from tests.replay.conftest import (
     synthesize_16k,
     write_wav_16k,
 )
+from voice.stt import Transcriber
 from voice.textnorm import word_error_rate
+from voice.types import Samples, Transcript
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -467,3 +470,37 @@ async def test_cli_replay_bad_input_is_one_line_and_exit_1(tmp_path: Path, bad: 
     assert "Traceback" not in done.stderr
     # It failed before loading anything: no model was even resolved.
     assert "loaded" not in done.stderr and "model.verified" not in done.stderr
+
+
+class SlowTranscriber:
+    """Whisper behind a delay: a box too busy to transcribe in time."""
+
+    def __init__(self, inner: Transcriber, delay_s: float) -> None:
+        self.inner = inner
+        self.delay_s = delay_s
+
+    async def transcribe(self, audio: Samples) -> Transcript:
+        await asyncio.sleep(self.delay_s)
+        return await self.inner.transcribe(audio)
+
+    def warm(self) -> None:
+        self.inner.warm()
+
+
+async def test_a_transcript_later_than_its_deadline_gets_the_line(
+    parts: Parts, tmp_path: Path
+) -> None:
+    s = parts.settings
+    settings = replace(
+        s,
+        deadlines=replace(s.deadlines, stt_s=0.5),
+        assistant=replace(s.assistant, speculative_stt=False),  # one transcription per turn
+    )
+    slow_ears = SlowTranscriber(parts.ears.transcriber, 3.0)
+    ears = replace(parts.ears, settings=settings, transcriber=slow_ears)
+    slow = replace(parts, settings=settings, ears=ears)
+    session = ReplaySession(slow, tmp_path / "reply.wav", realtime=False)
+    records = await session.run(session.file_source("local_what_time.wav"))
+    assert [r.deadline_missed for r in records] == ["stt"], records
+    assert records[0].heard in s.persona.too_slow
+    assert_answer_audible(session)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from atlas.assistant import Assistant
+from atlas.deadlines import DeadlineConfig
 from atlas.filler import FillerCache
 from atlas.llm.anthropic import AnthropicClient
 from atlas.llm.base import CLOUD_TIERS, LLMClient, Tier
@@ -79,11 +82,14 @@ class ToneSynthesizer:
 
 
 class Clock:
-    def __init__(self, t: float = 1000.0) -> None:
+    """A clock the test sets by hand; `real`: the monotonic clock (deadline tests)."""
+
+    def __init__(self, t: float = 1000.0, real: bool = False) -> None:
         self.t = t
+        self.real = real
 
     def __call__(self) -> float:
-        return self.t
+        return time.monotonic() if self.real else self.t
 
 
 @dataclass
@@ -131,8 +137,23 @@ def servers() -> Iterator[tuple[FakeAnthropic, FakeOpenAI]]:
 async def rig(
     tmp_path: Path, settings: Settings, servers: tuple[FakeAnthropic, FakeOpenAI]
 ) -> AsyncIterator[Rig]:
+    async with build_rig(tmp_path, settings, servers) as built:
+        yield built
+
+
+@asynccontextmanager
+async def build_rig(
+    tmp_path: Path,
+    settings: Settings,
+    servers: tuple[FakeAnthropic, FakeOpenAI],
+    *,
+    clock: Clock | None = None,
+    deadlines: DeadlineConfig | None = None,
+    local_client: LLMClient | None = None,
+) -> AsyncIterator[Rig]:
+    """The assistant over fakes; `local_client` replaces the fake local server's client."""
     anthropic, local = servers
-    clock = Clock()
+    clock = clock or Clock()
     timers = TimerService()
     persona = Persona(settings.persona)
     ledger = BudgetLedger(
@@ -143,7 +164,8 @@ async def rig(
     }
     anth = AnthropicConfig(base_url=anthropic.base_url, retries=0)
     clients: dict[Tier, LLMClient] = {
-        "local": OpenAICompatClient(
+        "local": local_client
+        or OpenAICompatClient(
             LocalLLMConfig(timeout_s=5.0, connect_timeout_s=1.0),
             base_url=local.openai_base_url,
             model="qwen2.5:3b-instruct",
@@ -173,6 +195,7 @@ async def rig(
         persona=persona,
         chunker=settings.chunker,
         clock=clock,
+        deadlines=deadlines,
     )
     yield Rig(assistant, sink, clock, tts, anthropic, local, settings, breakers)
     for client in clients.values():

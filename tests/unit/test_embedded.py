@@ -18,7 +18,7 @@ from atlas.settings import PROJECT_ROOT
 SYSTEM = "You are Atlas, a calm and courteous butler. Answer in one short sentence."
 ASK = [Message("user", "What is the capital of France?")]
 MAX_TOKENS = 24
-CONFIG = LocalLLMConfig(n_ctx=1024, threads=2)
+CONFIG = LocalLLMConfig(n_ctx=1024, threads=1)
 
 
 @pytest.fixture(scope="module")
