@@ -455,7 +455,9 @@ class _CloudCall:
         r, tier = self._r, self._tier
         breaker = r._breakers[tier]
         worst = r.worst_case_usd(tier, self._history, self._d.text)
-        reservation = r._budget.reserve(tier, worst)
+        reservation = r._budget.reserve(
+            tier, worst, query_text=self._d.text, model=r._tiers[tier].model
+        )
         if reservation is None:
             raise _FallBack("budget", "budget_exceeded")
         if not breaker.allow():
