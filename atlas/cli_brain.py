@@ -54,9 +54,16 @@ def _usd(text: str) -> float:
 # ----------------------------------------------------------------------------- ask
 
 
+def _empty(text: str, command: str) -> bool:
+    """An empty or blank query: one line on stderr (the caller exits 2)."""
+    if text.strip():
+        return False
+    print(f"atlas: nothing to {command} (the query is empty)", file=sys.stderr)
+    return True
+
+
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.text.strip():
-        print("atlas: nothing to ask (the query is empty)", file=sys.stderr)
+    if _empty(args.text, "ask"):
         return 2
     return asyncio.run(_ask(args, settings))
 
@@ -148,6 +155,8 @@ def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
     from atlas.app import build_store
     from atlas.brain import build_explainer
 
+    if _empty(args.text, "route"):
+        return 2
     router = build_explainer(settings, build_store(settings), load_secrets())
     d = router.decide(args.text)
     c = d.classification

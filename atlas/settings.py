@@ -1,12 +1,15 @@
 """Typed, validated settings loaded from config/atlas.yaml (secrets from the environment).
 
 Validation is driven by the dataclasses themselves: every field's type annotation and
-its `min`/`max`/`choices` metadata (see `voice.config.bounded`). A bad file stops with
-one `SettingsError` line naming the key and the file.
+its `min`/`max`/`choices` metadata (see `voice.config.bounded`). Every number must be
+finite (NaN and infinity are refused whatever the range) and every numeric field
+declares its range (a test holds every dataclass to that). A bad file stops with one
+`SettingsError` line naming the key and the file.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import types
@@ -105,7 +108,7 @@ class LatencyTargets:
     home_voice_to_voice_p50: float = bounded(750.0, 0.0, 60000.0)
     """The same for device requests answered through Home Assistant (or its honest line)."""
     home_voice_to_voice_p95: float = bounded(1100.0, 0.0, 60000.0)
-    cloud_filler_p50: float | None = 600.0
+    cloud_filler_p50: float | None = bounded(600.0, 0.0, 60000.0)
     """End of speech -> first audible filler sample, cloud tiers, from the audio. None:
     derived as endpointer.hangover_ms + measured STT p50 + cloud_filler_margin."""
     cloud_filler_margin: float = bounded(50.0, 0.0, 5000.0)
@@ -315,6 +318,8 @@ def _coerce(value: Any, typ: Any, meta: Mapping[str, Any], key: str, path: Path)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SettingsError(f"{path}: {key} must be a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):  # NaN passes every range check: refuse it by name
+            raise SettingsError(f"{path}: {key} must be a finite number, got {value!r}")
     elif get_origin(typ) is tuple:
         if isinstance(value, str) or not isinstance(value, list | tuple):
             raise SettingsError(f"{path}: {key} must be a list, got {value!r}")
