@@ -54,8 +54,11 @@ CREATE TABLE IF NOT EXISTS install (
     created_utc TEXT NOT NULL
 );
 {_CALLS};
-CREATE INDEX IF NOT EXISTS calls_local_day ON calls (local_day);
-CREATE INDEX IF NOT EXISTS calls_local_month ON calls (local_month);
+-- Covering indexes: the totals on every reservation read the index alone.
+DROP INDEX IF EXISTS calls_local_day;
+DROP INDEX IF EXISTS calls_local_month;
+CREATE INDEX IF NOT EXISTS calls_day_cost ON calls (local_day, cost_usd);
+CREATE INDEX IF NOT EXISTS calls_month_cost ON calls (local_month, cost_usd);
 CREATE TABLE IF NOT EXISTS limits (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     daily_usd REAL,
