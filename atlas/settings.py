@@ -242,9 +242,17 @@ def _check_patterns(router: RouterConfig, path: Path) -> None:
                 ) from None
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_yaml(path: Path) -> Mapping[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            # Bounded: /dev/zero or a log file named by mistake must not eat the memory.
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise SettingsError(f"{path}: too large for a config file (over 1 MiB)")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SettingsError(f"{path}: config file not found") from None
     except IsADirectoryError:
@@ -275,7 +283,7 @@ def _build(cls: type[Any], data: Any, prefix: str, path: Path) -> Any:
         if f.name != "source" and not (cls is Settings and f.name in _ROUTING_SECTIONS)
     }
     for key in data:
-        name = f"{prefix}{key}"
+        name = _printable(f"{prefix}{key}")
         if _SECRET_KEY.search(str(key)):
             secret = "HA_TOKEN" if prefix.startswith("home_assistant") else "ANTHROPIC_API_KEY"
             raise SettingsError(
@@ -295,6 +303,12 @@ def _build(cls: type[Any], data: Any, prefix: str, path: Path) -> Any:
         else:
             values[name] = _coerce(data[name], typ, f.metadata, key, path)
     return cls(**values)
+
+
+def _printable(text: str) -> str:
+    """A key as the user wrote it, escaped if it holds line breaks or control characters
+    (an error is one line)."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _coerce(value: Any, typ: Any, meta: Mapping[str, Any], key: str, path: Path) -> Any:
@@ -332,6 +346,11 @@ def _coerce(value: Any, typ: Any, meta: Mapping[str, Any], key: str, path: Path)
             value = str(value)  # a device index written as a bare number
         if not isinstance(value, str):
             raise SettingsError(f"{path}: {key} must be text, got {value!r}")
+    if any(
+        "\x00" in v for v in (value if isinstance(value, tuple) else (value,)) if isinstance(v, str)
+    ):
+        # No path, URL or pattern holds one; the OS refuses it with a traceback.
+        raise SettingsError(f"{path}: {key} must not contain a NUL character")
     lo, hi = meta.get("min"), meta.get("max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise SettingsError(f"{path}: {key} must be between {lo} and {hi}, got {value!r}")

@@ -141,3 +141,15 @@ def test_every_numeric_setting_declares_its_range() -> None:
 
     walk(Settings, "")
     assert unbounded == []
+
+
+@pytest.mark.parametrize("key", ["routing_file", "budget:\n  db_path", "stt:\n  model"])
+def test_a_nul_character_in_text_is_one_line(tmp_path: Path, key: str) -> None:
+    """Found by tests/unit/test_fuzz.py: the OS refused it with a ValueError traceback."""
+    msg = error_of(write(tmp_path, f'{key}: "a\\0b"\n'))
+    assert "must not contain a NUL character" in msg
+
+
+def test_an_endless_file_is_refused_not_read_forever(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^/dev/zero: too large for a config file"):
+        load_settings(write(tmp_path, "routing_file: /dev/zero\n"), env={})
