@@ -24,24 +24,18 @@ billed is `settle()`d with status 'failed'/'cancelled' and its real cost.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
-import os
-import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 import structlog
 
-from atlas.llm.base import LLMResponse, Usage
 from atlas.llm.config import BudgetConfig
 from atlas.llm.ledger_db import (
     INSERT_CALL,
@@ -55,17 +49,29 @@ from atlas.llm.ledger_db import (
     process_owner,
     utc_now,
 )
+from atlas.llm.ledger_records import (
+    BudgetStatus,
+    CallRecord,
+    CallStatus,
+    DaySpend,
+    Mode,
+    Reservation,
+    UsageRow,
+    query_hash,
+    resolve_timezone,
+)
 from atlas.logs import redact_text
 
-__all__ = ["SCHEMA_VERSION", "BudgetError", "BudgetLedger", "CallRecord", "describe_sqlite_error"]
+__all__ = [
+    "SCHEMA_VERSION", "BudgetError", "BudgetLedger", "BudgetStatus", "CallRecord", "CallStatus",
+    "DaySpend", "Reservation", "UsageRow", "describe_sqlite_error", "query_hash",
+    "resolve_timezone",
+]  # fmt: skip
 
 log = structlog.get_logger("atlas.llm.budget")
 
 MAX_PENDING_ROWS = 1000
 """Open reservations + unwritten settlements of one process; beyond it calls are refused."""
-
-Mode = Literal["normal", "thrifty", "local_only"]
-CallStatus = Literal["ok", "failed", "cancelled"]
 
 _TOTALS = """
 SELECT
@@ -75,179 +81,6 @@ SELECT
     (SELECT daily_usd FROM limits WHERE id = 1),
     (SELECT monthly_usd FROM limits WHERE id = 1)
 """
-
-
-@dataclass(frozen=True, kw_only=True)
-class CallRecord:
-    """One cloud call as it really went (usage as the API reported it)."""
-
-    ts: datetime | None = None
-    """When the call was made (aware); None: the ledger's clock at settle()."""
-    query_text: str
-    tier: str
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_ms: float | None = None
-    first_token_ms: float | None = None
-    confidence: float | None = None
-    category: str = ""
-    fallback_reason: str = ""
-    status: CallStatus = "ok"
-    provider: str = "anthropic"
-    """Who billed the call (per-provider history)."""
-
-    @property
-    def usage(self) -> Usage:
-        return Usage(
-            self.input_tokens, self.output_tokens, self.cache_read_tokens, self.cache_write_tokens
-        )
-
-    @classmethod
-    def from_response(
-        cls,
-        response: LLMResponse,
-        *,
-        query_text: str,
-        tier: str,
-        confidence: float | None = None,
-        category: str = "",
-        fallback_reason: str = "",
-        status: CallStatus = "ok",
-        ts: datetime | None = None,
-        provider: str = "anthropic",
-    ) -> CallRecord:
-        u = response.usage
-        return cls(
-            ts=ts,
-            query_text=query_text,
-            tier=tier,
-            model=response.model,
-            input_tokens=u.input_tokens,
-            output_tokens=u.output_tokens,
-            cache_read_tokens=u.cache_read_tokens,
-            cache_write_tokens=u.cache_write_tokens,
-            cost_usd=response.cost_usd,
-            latency_ms=response.total_duration_ms,
-            first_token_ms=response.first_token_ms,
-            confidence=confidence,
-            category=category,
-            fallback_reason=fallback_reason,
-            status=status,
-            provider=provider,
-        )
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """A worst-case amount booked against the limits until settle() or release()."""
-
-    id: int
-    tier: str
-    worst_case_usd: float
-    made_at: datetime
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    spent_today: float
-    spent_month: float
-    daily_limit: float
-    monthly_limit: float
-    reserved_usd: float
-    mode: Mode
-    today: date
-    """The local date the figures are for."""
-    soft_fraction: float = 0.8
-
-    @property
-    def cloud_allowed(self) -> bool:
-        return self.mode != "local_only"
-
-    @property
-    def thrifty(self) -> bool:
-        return self.mode == "thrifty"
-
-    @property
-    def remaining_today(self) -> float:
-        return max(0.0, self.daily_limit - self.spent_today - self.reserved_usd)
-
-    @property
-    def remaining_month(self) -> float:
-        return max(0.0, self.monthly_limit - self.spent_month - self.reserved_usd)
-
-    @property
-    def remaining(self) -> float:
-        """What the next call may cost at most (the tighter of the two limits)."""
-        return min(self.remaining_today, self.remaining_month)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["today"] = self.today.isoformat()
-        d["remaining_usd"] = self.remaining
-        return d
-
-
-@dataclass(frozen=True)
-class DaySpend:
-    day: date
-    cost_usd: float
-    calls: int
-
-
-@dataclass(frozen=True)
-class UsageRow:
-    """What one (local day, tier, provider) cost."""
-
-    day: date
-    tier: str
-    provider: str
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    cost_usd: float
-
-
-def resolve_timezone(name: str) -> tzinfo:
-    """An IANA zone, or the system zone for "local" (DST-aware whenever it can be)."""
-    if name != "local":
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise BudgetError(f"unknown time zone {name!r} (budget.timezone)") from None
-    env = os.environ.get("TZ", "").lstrip(":")
-    if env:
-        try:
-            return ZoneInfo(env)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    localtime = Path("/etc/localtime")
-    m = re.search(r"zoneinfo/(.+)$", os.path.realpath(localtime))
-    if m:
-        try:
-            return ZoneInfo(m.group(1))
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    try:
-        with localtime.open("rb") as f:
-            return ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError):
-        pass
-    # Last resort: today's fixed offset (wrong across a DST change, hence the warning).
-    zone = datetime.now().astimezone().tzinfo or UTC
-    log.warning("system time zone unknown; using a fixed offset", zone=str(zone))
-    return zone
-
-
-def query_hash(salt: bytes, text: str) -> str:
-    """Salted so equal queries group within an install but cannot be dictionary-matched."""
-    normalized = " ".join(text.casefold().split())
-    return hmac.new(salt, normalized.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _aware(ts: datetime) -> datetime:
