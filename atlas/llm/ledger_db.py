@@ -224,6 +224,8 @@ def _start_time(pid: int) -> str | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its end.
     fields = stat[stat.rfind(")") + 2 :].split()
+    if not fields or fields[0] in ("Z", "X"):
+        return None  # a zombie: killed, not yet reaped by its parent; it will do no more
     return fields[19] if len(fields) > 19 else None
 
 

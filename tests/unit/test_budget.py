@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -558,6 +559,35 @@ def test_a_dead_process_reservation_is_charged_as_unknown(db: Path) -> None:
     assert (row["status"], row["cost_usd"], row["tier"]) == ("unknown", 0.3, "agent")
     assert row["query_hash"] == query_hash(SALT, "plan my week")
     assert row["fallback_reason"] == "process_ended"
+
+
+def test_a_killed_process_not_yet_reaped_counts_as_ended(db: Path) -> None:
+    """A zombie keeps its pid and start time until its parent waits for it."""
+    import subprocess
+    import sys
+
+    from atlas.llm.ledger_db import owner_alive
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("no /proc: liveness falls back to kill(pid, 0)")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = f"{child.pid}:{_start_of(child.pid)}"
+        assert owner_alive(owner)
+        child.kill()
+        for _ in range(200):  # SIGKILL lands asynchronously; the zombie stays unreaped
+            if not owner_alive(owner):
+                break
+            time.sleep(0.05)
+        assert not owner_alive(owner)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _start_of(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2 :].split()[19]
 
 
 def test_a_version_1_ledger_is_migrated_in_place_without_losing_rows(db: Path) -> None:
