@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from atlas import __version__, cli_brain, cli_eval, cli_voice
+from atlas import __version__, cli_brain, cli_budget, cli_eval, cli_voice
 from atlas.llm.budget import BudgetError
 from atlas.logs import configure_logging, redact_text
 from atlas.modelstore import ModelError
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("action", nargs="?", choices=["list", "verify"], default="list")
 
     cli_brain.add_parsers(sub)
+    cli_budget.add_parsers(sub)
     cli_voice.add_parsers(sub)
     cli_eval.add_parsers(sub)
     sub.add_parser("doctor", help="one screen: tiers, budget, audio devices, model files")
@@ -116,7 +117,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "bench": _cmd_bench,
         "ask": cli_brain.cmd_ask,
         "route": cli_brain.cmd_route,
-        "budget": cli_brain.cmd_budget,
+        "budget": cli_budget.cmd_budget,
         "router": cli_brain.cmd_router,
         "run": cli_voice.cmd_run,
         "replay": cli_voice.cmd_replay,

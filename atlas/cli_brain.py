@@ -1,6 +1,6 @@
-"""The brain's commands: `atlas ask`, `route`, `budget`, `router eval|fit`.
+"""The brain's commands: `atlas ask`, `route`, `router eval|fit` (`budget`: cli_budget).
 
-Each builds only what it needs (`route` calls no model; `budget` opens only the ledger).
+Each builds only what it needs (`route` calls no model).
 """
 
 from __future__ import annotations
@@ -24,13 +24,6 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("text", metavar="TEXT")
     r.add_argument("--json", action="store_true")
 
-    b = sub.add_parser("budget", help="spend today / this month, limits and mode")
-    b.add_argument("--json", action="store_true")
-    bsub = b.add_subparsers(dest="budget_action", metavar="ACTION")
-    bs = bsub.add_parser("set", help="set the daily and/or monthly limit (USD)")
-    bs.add_argument("--daily", type=_usd)
-    bs.add_argument("--monthly", type=_usd)
-
     rt = sub.add_parser("router", help="evaluate the router or fit its thresholds")
     rsub = rt.add_subparsers(dest="router_action", metavar="ACTION", required=True)
     ev = rsub.add_parser("eval", help="accuracy, precision/recall, confusion matrix, latency")
@@ -41,22 +34,19 @@ def add_parsers(sub: Any) -> None:
     fi.add_argument("--dry-run", action="store_true", help="print, don't write routing.yaml")
 
 
-def _usd(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}") from None
-    if not 0 <= value <= 100000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100000: {text!r}")
-    return value
-
-
 # ----------------------------------------------------------------------------- ask
 
 
+def _empty(text: str, command: str) -> bool:
+    """An empty or blank query: one line on stderr (the caller exits 2)."""
+    if text.strip():
+        return False
+    print(f"atlas: nothing to {command} (the query is empty)", file=sys.stderr)
+    return True
+
+
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.text.strip():
-        print("atlas: nothing to ask (the query is empty)", file=sys.stderr)
+    if _empty(args.text, "ask"):
         return 2
     return asyncio.run(_ask(args, settings))
 
@@ -148,6 +138,8 @@ def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
     from atlas.app import build_store
     from atlas.brain import build_explainer
 
+    if _empty(args.text, "route"):
+        return 2
     router = build_explainer(settings, build_store(settings), load_secrets())
     d = router.decide(args.text)
     c = d.classification
@@ -176,40 +168,6 @@ def cmd_route(args: argparse.Namespace, settings: Settings) -> int:
         down = f" (wanted {d.wanted}: {d.downgrade})" if d.downgrade else ""
         home = f"  (Home Assistant first: {d.home} request)" if d.home else ""
         print(f"{d.tier}{down}  <- {d.stage}: {d.reason}  [confidence {d.confidence:.2f}]{home}")
-    return 0
-
-
-# -------------------------------------------------------------------------- budget
-
-
-def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
-    from atlas.brain import open_budget
-
-    ledger = open_budget(settings)
-    try:
-        if args.budget_action == "set":
-            if args.daily is None and args.monthly is None:
-                print("atlas: budget set needs --daily and/or --monthly", file=sys.stderr)
-                return 2
-            ledger.set_limits(args.daily, args.monthly)
-        status = ledger.status()
-        history = ledger.history(7)
-    finally:
-        ledger.close()
-    if args.json:
-        out = status.to_dict()
-        out["last_7_days"] = [
-            {"day": h.day.isoformat(), "cost_usd": round(h.cost_usd, 6), "calls": h.calls}
-            for h in history
-        ]
-        print(json.dumps(out))
-        return 0
-    print(f"mode      {status.mode}")
-    print(f"today     ${status.spent_today:.4f} of ${status.daily_limit:.2f}")
-    print(f"month     ${status.spent_month:.4f} of ${status.monthly_limit:.2f}")
-    print("last 7 days:")
-    for h in history:
-        print(f"  {h.day.isoformat()}  ${h.cost_usd:.4f}  ({h.calls} calls)")
     return 0
 
 

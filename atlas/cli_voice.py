@@ -5,12 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from atlas.settings import Settings, load_secrets
+
+if TYPE_CHECKING:
+    from atlas.turn import TurnRecord
+    from voice.audio import FileSource
 
 
 def add_parsers(sub: Any) -> None:
@@ -35,13 +41,39 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from atlas.daemon import replay
-    from atlas.turn import TurnRecord
     from voice.audio import decode_audio
 
-    decode_audio(args.file, settings.file_input.max_duration_s)  # bad file: fail before loading
+    progress = ReplayProgress(0.0)
+    # Until the replay's event loop takes the signals over, SIGTERM stops it the same way.
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        audio = decode_audio(args.file, settings.file_input.max_duration_s)  # bad: fail early
+        progress.duration_s = audio.duration_s
+        return _replay(args, settings, progress)
+    except _Stopped as e:
+        signum: int = e.signum
+    except KeyboardInterrupt:
+        signum = signal.SIGINT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"atlas: {progress.cut_short(signum, args.out)}", file=sys.stderr)
+    return 128 + signum
 
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def _replay(args: argparse.Namespace, settings: Settings, progress: ReplayProgress) -> int:
     def on_turn(record: TurnRecord) -> None:
+        progress.turns += 1
+        progress.answered += record.addressed
         if args.json:
             print(json.dumps(record.as_dict()), flush=True)
         elif record.addressed:
@@ -52,7 +84,49 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"- ignored: {record.transcript!r} ({record.ignored_reason})", flush=True)
 
-    asyncio.run(
+    signum = asyncio.run(_replay_until_signal(args, settings, on_turn, progress))
+    if signum is not None:
+        return 128 + signum  # the line was printed when the signal came
+    if args.out:
+        print(f"reply written to {args.out}", file=sys.stderr)
+    return 0
+
+
+class ReplayProgress:
+    """How far a replay got: turns done and seconds of the file read."""
+
+    def __init__(self, duration_s: float) -> None:
+        self.duration_s = duration_s
+        self.turns = 0
+        self.answered = 0
+        self.source: FileSource | None = None
+
+    def cut_short(self, signum: int, out: Path | None) -> str:
+        read = self.source.position_s if self.source is not None else 0.0
+        wrote = f"; the reply so far is in {out}" if out else ""
+        return (
+            f"replay cut short by {signal.Signals(signum).name}: {self.turns} "
+            f"turn{'' if self.turns == 1 else 's'} done "
+            f"({self.answered} answered), {read:.1f} s of {self.duration_s:.1f} s of audio "
+            f"read{wrote}"
+        )
+
+
+async def _replay_until_signal(
+    args: argparse.Namespace,
+    settings: Settings,
+    on_turn: Callable[[TurnRecord], None],
+    progress: ReplayProgress,
+) -> int | None:
+    """Run the replay; SIGTERM/SIGINT cancel it cleanly (a second one exits at once,
+    e.g. while a model is still loading in a worker thread the loop must wait for).
+    Returns the signal that stopped it, or None when it ran to the end."""
+    from atlas.daemon import replay
+
+    def keep(source: FileSource) -> None:
+        progress.source = source
+
+    task = asyncio.create_task(
         replay(
             settings,
             load_secrets(),
@@ -61,11 +135,31 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             realtime=args.realtime,
             no_wake=args.no_wake,
             on_turn=on_turn,
+            on_source=keep,
         )
     )
-    if args.out:
-        print(f"reply written to {args.out}", file=sys.stderr)
-    return 0
+    got: list[int] = []
+
+    def stop(signum: int) -> None:
+        if got:  # the clean stop (models still loading, say) is too slow for them: go now
+            os._exit(128 + got[0])
+        got.append(signum)
+        # Said at once: how far it got does not change while the stack shuts down.
+        print(f"atlas: {progress.cut_short(signum, args.out)}", file=sys.stderr, flush=True)
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not got:
+            raise
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return got[0] if got else None
 
 
 def cmd_say(args: argparse.Namespace, settings: Settings) -> int:

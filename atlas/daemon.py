@@ -28,7 +28,7 @@ from atlas.persona import Persona
 from atlas.settings import Secrets, Settings
 from atlas.turn import TurnRecord
 from atlas.wake import WakeConfig, WakeGate
-from voice.audio import DecodedAudio, MicrophoneSource, decode_audio
+from voice.audio import DecodedAudio, FileSource, MicrophoneSource, decode_audio
 from voice.errors import AudioDeviceError
 from voice.sinks import AudioSink, NullSink, SpeakerSink, WavSink
 from voice.tts import PiperSynthesizer
@@ -115,8 +115,11 @@ async def replay(
     realtime: bool,
     no_wake: bool,
     on_turn: Callable[[TurnRecord], None],
+    on_source: Callable[[FileSource], None] | None = None,
 ) -> None:
     """Run the daemon's pipeline on `path`; what ATLAS says goes to `out` with real timing.
+
+    `on_source` gets the file source once it exists (to tell how far a cut-short run got).
 
     With `realtime`, sample 0 of the reply WAV is the moment sample 0 of the input was
     fed, so the gap between the end of speech in the input and the first sound in the
@@ -146,6 +149,7 @@ async def replay(
             realtime=realtime,
             wake=settings.wake,
             on_turn=on_turn,
+            on_source=on_source,
         )
     finally:
         await stack.aclose()
@@ -161,6 +165,7 @@ async def serve_recording(
     wake: WakeConfig,
     on_turn: Callable[[TurnRecord], None],
     wait_for_timers: bool = True,
+    on_source: Callable[[FileSource], None] | None = None,
 ) -> None:
     """One recording through the daemon's own loop: `atlas replay` and the benchmark.
 
@@ -179,6 +184,8 @@ async def serve_recording(
     )
     source = stack.ears.file_source(audio, realtime=realtime)
     source.start_at = start_at
+    if on_source is not None:
+        on_source(source)
     announcer = asyncio.create_task(conversation.announce_timers())
     try:
         await conversation.serve(source, sequential=not realtime)

@@ -1,13 +1,16 @@
 """Typed, validated settings loaded from config/atlas.yaml (secrets from the environment).
 
 Validation is driven by the dataclasses themselves: every field's type annotation and
-its `min`/`max`/`choices` metadata (see `voice.config.bounded`). A bad file stops with
-one `SettingsError` line naming the key and the file.
+its `min`/`max`/`choices` metadata (see `voice.config.bounded`). Every number must be
+finite (NaN and infinity are refused whatever the range) and every numeric field
+declares its range (a test holds every dataclass to that). A bad file stops with one
+`SettingsError` line naming the key and the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import types
@@ -107,7 +110,7 @@ class LatencyTargets:
     home_voice_to_voice_p50: float = bounded(750.0, 0.0, 60000.0)
     """The same for device requests answered through Home Assistant (or its honest line)."""
     home_voice_to_voice_p95: float = bounded(1100.0, 0.0, 60000.0)
-    cloud_filler_p50: float | None = 600.0
+    cloud_filler_p50: float | None = bounded(600.0, 0.0, 60000.0)
     """End of speech -> first audible filler sample, cloud tiers, from the audio. None:
     derived as endpointer.hangover_ms + measured STT p50 + cloud_filler_margin."""
     cloud_filler_margin: float = bounded(50.0, 0.0, 5000.0)
@@ -270,9 +273,17 @@ def _check_patterns(router: RouterConfig, path: Path) -> None:
                 ) from None
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read_yaml(path: Path) -> Mapping[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            # Bounded: /dev/zero or a log file named by mistake must not eat the memory.
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise SettingsError(f"{path}: too large for a config file (over 1 MiB)")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SettingsError(f"{path}: config file not found") from None
     except IsADirectoryError:
@@ -303,7 +314,7 @@ def _build(cls: type[Any], data: Any, prefix: str, path: Path) -> Any:
         if f.name != "source" and not (cls is Settings and f.name in _ROUTING_SECTIONS)
     }
     for key in data:
-        name = f"{prefix}{key}"
+        name = _printable(f"{prefix}{key}")
         if _SECRET_KEY.search(str(key)):
             secret = "HA_TOKEN" if prefix.startswith("home_assistant") else "ANTHROPIC_API_KEY"
             raise SettingsError(
@@ -342,6 +353,12 @@ def _build_list(cls: Any, data: Any, key: str, path: Path) -> tuple[Any, ...]:
     return tuple(_build(cls, item, f"{key}[{i}].", path) for i, item in enumerate(data))
 
 
+def _printable(text: str) -> str:
+    """A key as the user wrote it, escaped if it holds line breaks or control characters
+    (an error is one line)."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def _coerce(value: Any, typ: Any, meta: Mapping[str, Any], key: str, path: Path) -> Any:
     optional = False
     if get_origin(typ) in (Union, types.UnionType):
@@ -363,6 +380,8 @@ def _coerce(value: Any, typ: Any, meta: Mapping[str, Any], key: str, path: Path)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SettingsError(f"{path}: {key} must be a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):  # NaN passes every range check: refuse it by name
+            raise SettingsError(f"{path}: {key} must be a finite number, got {value!r}")
     elif get_origin(typ) is tuple:
         if isinstance(value, str) or not isinstance(value, list | tuple):
             raise SettingsError(f"{path}: {key} must be a list, got {value!r}")
@@ -375,6 +394,11 @@ def _coerce(value: Any, typ: Any, meta: Mapping[str, Any], key: str, path: Path)
             value = str(value)  # a device index written as a bare number
         if not isinstance(value, str):
             raise SettingsError(f"{path}: {key} must be text, got {value!r}")
+    if any(
+        "\x00" in v for v in (value if isinstance(value, tuple) else (value,)) if isinstance(v, str)
+    ):
+        # No path, URL or pattern holds one; the OS refuses it with a traceback.
+        raise SettingsError(f"{path}: {key} must not contain a NUL character")
     lo, hi = meta.get("min"), meta.get("max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise SettingsError(f"{path}: {key} must be between {lo} and {hi}, got {value!r}")

@@ -100,6 +100,8 @@ class FileSource:
         self._lead = round(lead_silence_s * SAMPLE_RATE)
         self._tail = round(tail_silence_s * SAMPLE_RATE)
         self._closed = False
+        self.frames_read = 0
+        """Frames handed out so far (how far a replay got)."""
 
     @classmethod
     def open(
@@ -121,6 +123,12 @@ class FileSource:
     @property
     def lead_silence_s(self) -> float:
         return self._lead / SAMPLE_RATE
+
+    @property
+    def position_s(self) -> float:
+        """Seconds of the file's own audio read so far (padding not counted)."""
+        read = self.frames_read * FRAME_SAMPLES - self._lead
+        return min(max(0, read), len(self.audio.samples)) / SAMPLE_RATE
 
     @property
     def frame_count(self) -> int:
@@ -152,6 +160,7 @@ class FileSource:
                     await self._sleep(delay)
             elif index % _FAST_YIELD_EVERY == _FAST_YIELD_EVERY - 1:
                 await self._sleep(0)
+            self.frames_read = index + 1
             yield AudioFrame(samples=samples, start_s=index * FRAME_S, captured_at=self._clock())
 
     async def aclose(self) -> None:

@@ -123,6 +123,8 @@ class LLMError(Exception):
         super().__init__(f"{kind.value}: {message}")
         self.kind = kind
         self.text_started = text_started
+        self.provider: str | None = None
+        """Which of a tier's providers failed, when a provider chain knows it."""
 
     @property
     def retryable(self) -> bool:

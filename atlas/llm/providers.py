@@ -137,6 +137,7 @@ class ProviderChain:
                 link.breaker.record_success()
             except LLMError as e:
                 link.breaker.record_failure(e)
+                e.provider = e.provider or link.name
                 raise
             except (asyncio.CancelledError, GeneratorExit):
                 link.breaker.release()

@@ -458,13 +458,17 @@ class _CloudCall:
         self._tier: Tier = d.tier
         self.response: LLMResponse | None = None
         self.failure: str | None = None
+        self.provider: str | None = None
+        """The provider whose answer failed mid-way (when the tier has several)."""
         self.cost = 0.0
 
     async def stream(self) -> AsyncIterator[str]:
         r, tier = self._r, self._tier
         breaker = r._breakers[tier]
         worst = r.worst_case_usd(tier, self._history, self._d.text)
-        reservation = r._budget.reserve(tier, worst)
+        reservation = r._budget.reserve(
+            tier, worst, query_text=self._d.text, model=r._tiers[tier].model
+        )
         if reservation is None:
             raise _FallBack("budget", "budget_exceeded")
         if not breaker.allow():
@@ -505,6 +509,7 @@ class _CloudCall:
             e = exc if isinstance(exc, LLMError) else _unexpected(exc, bool(text_parts))
             status = "failed"
             self.failure = e.kind.value
+            self.provider = e.provider
             if e.counts_for_breaker:
                 breaker.record_failure(e)
             else:
@@ -559,6 +564,7 @@ class _CloudCall:
             category=self._d.stage,
             fallback_reason=self.failure or "",
             status=status,
+            provider=resp.backend if resp else (self.provider or "anthropic"),
         )
         self._r._budget.settle(reservation, record)
 

@@ -133,13 +133,15 @@ class Rig:
         return result.text, result
 
     def rows(self) -> list[tuple[str, str, str, Usage, float]]:
-        assert self.budget.flush()
+        return [r[:5] for r in self.rows_with_provider()]
+
+    def rows_with_provider(self) -> list[tuple[str, str, str, Usage, float, str]]:
         with contextlib.closing(sqlite3.connect(self.budget.path)) as conn:
             rows = conn.execute(
                 "SELECT tier, model, status, input_tokens, output_tokens, cache_read_tokens, "
-                "cost_usd FROM calls ORDER BY id"
+                "cost_usd, provider FROM calls ORDER BY id"
             ).fetchall()
-        return [(r[0], r[1], r[2], Usage(r[3], r[4], r[5]), r[6]) for r in rows]
+        return [(r[0], r[1], r[2], Usage(r[3], r[4], r[5]), r[6], r[7]) for r in rows]
 
     def is_line(self, text: str, kind: str) -> bool:
         lines: tuple[str, ...] = getattr(self.settings.persona, kind)
@@ -239,7 +241,9 @@ async def test_anthropic_answers_first_and_the_provider_is_not_called(
     text, result = await rig.ask()
     assert text == ANTH_REPLY and result.answered_by == "haiku"
     assert cloud.chat_requests() == []
-    assert [r[:3] for r in rig.rows()] == [("haiku", HAIKU.model, "ok")]
+    assert [r[:3] + r[5:] for r in rig.rows_with_provider()] == [
+        ("haiku", HAIKU.model, "ok", "anthropic")
+    ]
 
 
 async def test_anthropic_down_the_next_provider_answers_at_its_own_price(
@@ -258,6 +262,7 @@ async def test_anthropic_down_the_next_provider_answers_at_its_own_price(
     assert (tier, model, status) == ("haiku", "llama-test-70b", "ok")
     assert usage == Usage(40, len(GROQ_REPLY.split()))
     assert cost == pytest.approx(GROQ_PRICE.cost(usage), abs=1e-12)
+    assert rig.rows_with_provider()[0][5] == "groq"
     assert rig.budget.status().reserved_usd == 0.0
     assert rig.tier_breakers["haiku"].failure_count == 0, "the tier itself did answer"
 
@@ -390,8 +395,8 @@ async def test_provider_failing_mid_answer_never_switches(
     assert rig.is_line(text, "cut_short")
     assert anth_calls(anth) == 0 and local.chat_requests() == []
     assert rig.chain.links[0].breaker.failure_count == 1
-    ((tier, _, status, _, cost),) = rig.rows()
-    assert (tier, status) == ("haiku", "failed") and cost > 0
+    ((tier, _, status, _, cost, provider),) = rig.rows_with_provider()
+    assert (tier, status, provider) == ("haiku", "failed", "groq") and cost > 0
 
 
 async def test_a_failing_provider_has_its_own_breaker(

@@ -12,6 +12,8 @@ import asyncio
 import itertools
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -504,3 +506,35 @@ async def test_a_transcript_later_than_its_deadline_gets_the_line(
     assert [r.deadline_missed for r in records] == ["stt"], records
     assert records[0].heard in s.persona.too_slow
     assert_answer_audible(session)
+
+
+async def test_cli_replay_cut_short_by_sigterm_says_how_far_it_got(tmp_path: Path) -> None:
+    wav = write_wav_16k(
+        tmp_path / "in.wav",
+        *itertools.chain.from_iterable(
+            (speech("local_what_time.wav"), silence(4.0)) for _ in range(4)
+        ),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "atlas.cli", "replay", str(wav), "--json", "--realtime"],
+        cwd=ROOT,
+        env=_cli_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = await asyncio.to_thread(proc.stdout.readline)  # one turn done, more to come
+    assert json.loads(first)["answer"]
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.to_thread(proc.communicate, timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("atlas: replay cut short by SIGTERM: "), err[-2000:]
+    records = [json.loads(first)] + [json.loads(ln) for ln in out.splitlines() if ln.strip()]
+    turns, answered = len(records), sum(r["addressed"] for r in records)
+    assert f": {turns} turn{'' if turns == 1 else 's'} done ({answered} answered), " in last
+    read_s, total_s = (float(x) for x in re.findall(r"([\d.]+) s", last))
+    assert 0 < read_s < total_s
+    assert abs(total_s - len(read_wav(wav)[0]) / 16000) < 0.1

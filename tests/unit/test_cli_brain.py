@@ -133,15 +133,17 @@ def test_ask_without_a_key_answers_locally(
     assert local.chat_requests(), "the local server answered"
 
 
-@pytest.mark.parametrize("text", ["", "   "])
-def test_ask_empty_query_is_one_line_and_exit_2(
-    config: Path, capsys: pytest.CaptureFixture[str], text: str
+@pytest.mark.parametrize("command", ["ask", "route"])
+@pytest.mark.parametrize("text", ["", "   ", "\n\t"])
+def test_empty_query_is_one_line_and_exit_2(
+    config: Path, capsys: pytest.CaptureFixture[str], text: str, command: str
 ) -> None:
-    assert run(config, "ask", text) == 2
+    """`route ""` behaves like `ask ""`: nothing to decide, not a decision about nothing."""
+    assert run(config, command, text) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1
-    assert captured.err.startswith("atlas: ")
+    assert captured.err == f"atlas: nothing to {command} (the query is empty)\n"
 
 
 # ---------------------------------------------------------------------------- route

@@ -108,3 +108,48 @@ def test_project_path_resolution() -> None:
     s = Settings()
     assert s.project_path("models/cache").is_absolute()
     assert s.project_path("/tmp/x") == Path("/tmp/x")
+
+
+@pytest.mark.parametrize("value", [".nan", ".NaN", ".inf", "-.inf", "-1", "-0.01", "1e400"])
+def test_budget_limits_must_be_finite_and_non_negative(tmp_path: Path, value: str) -> None:
+    msg = error_of(write(tmp_path, f"budget:\n  daily_usd: {value}\n"))
+    assert "budget.daily_usd" in msg
+
+
+@pytest.mark.parametrize("key", ["cloud_filler_p50", "classify_p50"])
+def test_every_float_refuses_nan_even_an_optional_one(tmp_path: Path, key: str) -> None:
+    text = f"bench:\n  latency_targets_ms:\n    {key}: .nan\n"
+    msg = error_of(write(tmp_path, text))
+    assert f"bench.latency_targets_ms.{key} must be a finite number" in msg
+
+
+def test_every_numeric_setting_declares_its_range() -> None:
+    """So a negative or absurd value of a new setting is refused without new code."""
+    from dataclasses import fields, is_dataclass
+    from typing import get_type_hints
+
+    unbounded: list[str] = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            typ = hints[f.name]
+            if isinstance(typ, type) and is_dataclass(typ):
+                walk(typ, f"{prefix}{f.name}.")
+            elif typ in (int, float, int | None, float | None) and f.metadata.get("min") is None:
+                unbounded.append(prefix + f.name)
+
+    walk(Settings, "")
+    assert unbounded == []
+
+
+@pytest.mark.parametrize("key", ["routing_file", "budget:\n  db_path", "stt:\n  model"])
+def test_a_nul_character_in_text_is_one_line(tmp_path: Path, key: str) -> None:
+    """Found by tests/unit/test_fuzz.py: the OS refused it with a ValueError traceback."""
+    msg = error_of(write(tmp_path, f'{key}: "a\\0b"\n'))
+    assert "must not contain a NUL character" in msg
+
+
+def test_an_endless_file_is_refused_not_read_forever(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^/dev/zero: too large for a config file"):
+        load_settings(write(tmp_path, "routing_file: /dev/zero\n"), env={})
