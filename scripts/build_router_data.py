@@ -34,6 +34,7 @@ _REPOS = {
     "medquad": "abachaa+MedQuAD",
     "snips": "sonos+nlu-benchmark",
     "liveqa": "abachaa+LiveQA_MedicalTask_TREC2017",
+    "webquestions": "brmson+dataset-factoid-webquestions",
 }
 
 
@@ -49,6 +50,11 @@ def cap(rows: Iterable[src.Row], per_category: int, rng: random.Random) -> list[
         rng.shuffle(keys)
         out += [by_cat[cat][k] for k in keys[:per_category]]
     return out
+
+
+def _git_dir(path: Path) -> Path:
+    """A bare mirror is the git directory; a clone keeps it in .git."""
+    return path / ".git" if (path / ".git").is_dir() else path
 
 
 def write(path: Path, rows: list[src.Row], header_note: str) -> None:
@@ -67,7 +73,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=12)
     p.add_argument("--out", type=Path, default=ROOT / "data" / "router")
     args = p.parse_args()
-    repo = {k: args.mirrors / v / "repo" for k, v in _REPOS.items()}
+    repo = {k: _git_dir(args.mirrors / v / "repo") for k, v in _REPOS.items()}
     rng = random.Random(args.seed)
 
     evaluation = cap(src.snips(repo["snips"]), 150, rng)
@@ -80,6 +86,7 @@ def main() -> int:
     train += cap((r for r in sgd if r[2] != "sgd:chat"), 90, rng)
     train += cap((r for r in sgd if r[2] == "sgd:chat"), 600, rng)
     train += cap(src.medquad(repo["medquad"]), 1500, rng)
+    train += cap(src.webquestions(repo["webquestions"]), 1200, rng)
     train += cap(router_own.agent_rows(rng, 1800, 400), 2000, rng)
     train += cap(router_own.haiku_rows(rng, 1500), 200, rng)
     train += cap(router_own.local_rows(), 100, rng)

@@ -285,9 +285,30 @@ TOPICS = (
 )
 
 
+# Household subjects both tiers hear about: the frame ("research", "compare", "plan"
+# against "what is", "how does") decides the tier, not the subject.
+SUBJECTS = (
+    "a heat pump",
+    "a solar panel",
+    "an electric car",
+    "an index fund",
+    "a mortgage",
+    "a pension",
+    "a gas boiler",
+    "a smart meter",
+    "a hybrid car",
+    "a dishwasher",
+    "a credit card",
+    "a water softener",
+)
+
+
 def _agent_other(rng: random.Random) -> tuple[str, str]:
     plan, topic = _pick(rng, PLANS), _pick(rng, TOPICS)
+    one, two = _pick(rng, SUBJECTS), _pick(rng, SUBJECTS)
     forms = (
+        ("research", f"research {one.split(' ', 1)[1]} options for our house in detail"),
+        ("research", f"compare {one} with {two} for our household"),
         ("planning", f"plan {plan}"),
         ("planning", f"help me plan {plan}"),
         ("planning", f"can you put together a detailed plan for {plan}"),
@@ -435,6 +456,9 @@ DRAFTS = (
 
 def haiku_rows(rng: random.Random, n: int) -> Iterator[Row]:
     forms = (
+        ("explain", lambda: f"how does {_pick(rng, SUBJECTS)} work"),
+        ("knowledge", lambda: f"what is {_pick(rng, SUBJECTS)}"),
+        ("advice", lambda: f"how long does {_pick(rng, SUBJECTS)} usually last"),
         ("knowledge", lambda: f"what is {_pick(rng, THINGS)}"),
         ("explain", lambda: f"how does {_pick(rng, THINGS)} work"),
         ("explain", lambda: f"explain {_pick(rng, THINGS)} in simple terms"),

@@ -331,3 +331,9 @@ def home_assistant_tests(repo: Path) -> Iterator[Row]:
                 continue
             for text in test.get("sentences") or []:
                 yield clean(str(text)), "local", f"ha-test:{intent}", "home-assistant/intents"
+
+
+def webquestions(repo: Path) -> Iterator[Row]:
+    """Rule Q: questions of general fact (WebQuestions, CC BY 4.0) -> haiku."""
+    for item in json.loads(git_show(repo, "main/trainmodel.json")):
+        yield clean(item["qText"]), "haiku", "knowledge:webquestions", "WebQuestions"
