@@ -9,6 +9,7 @@ model records the sha256 of the data it was trained on.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,4 +56,6 @@ def train_router(data: Path, embedder: Embedder, out: Path) -> TrainResult:
 
 def record_model(routing_yaml: Path, model_path: str, sha256: str) -> None:
     """Point routing.yaml's router at the model and its sha256."""
-    set_router_values(routing_yaml, {"model": model_path, "model_sha256": sha256})
+    # Quoted: a path may hold YAML's special characters, a hash may be all digits.
+    quoted = {"model": json.dumps(model_path), "model_sha256": json.dumps(sha256)}
+    set_router_values(routing_yaml, quoted)
