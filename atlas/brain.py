@@ -24,7 +24,8 @@ from atlas.llm.breaker import CloudBreaker
 from atlas.llm.budget import BudgetLedger, resolve_timezone
 from atlas.llm.classifier import Classifier, load_prototypes
 from atlas.llm.embedded import EmbeddedLlamaClient
-from atlas.llm.embedder import MiniLMEmbedder
+from atlas.llm.embedder import Embedder, MiniLMEmbedder
+from atlas.llm.embedder_onnx import OnnxMiniLMEmbedder
 from atlas.llm.learned import RouterModel, RouterModelError, load_model
 from atlas.llm.local_select import select_local_backend
 from atlas.llm.memory import ConversationMemory
@@ -81,14 +82,21 @@ def build_classifier(settings: Settings, store: ModelStore) -> Classifier:
     )
 
 
-def build_embedder(settings: Settings, store: ModelStore) -> MiniLMEmbedder:
+def build_embedder(settings: Settings, store: ModelStore) -> Embedder:
+    """MiniLM on onnxruntime (exported once into the model cache), else through torch."""
     model = store.resolve(
         settings.router.embedder_model, "sentence-transformer", "router.embedder_model"
     )
+    if settings.router.embedder_runtime == "onnx":
+        cache = settings.project_path(settings.models.cache_dir) / "router"
+        try:
+            return OnnxMiniLMEmbedder(model.path, cache)
+        except Exception as e:  # only speed is lost: the torch encoder gives the same vectors
+            log.warning("brain.onnx_embedder_unavailable", error=f"{type(e).__name__}: {e}"[:300])
     return MiniLMEmbedder(model.path)
 
 
-def load_router_model(settings: Settings, embedder: MiniLMEmbedder) -> RouterModel | None:
+def load_router_model(settings: Settings, embedder: Embedder) -> RouterModel | None:
     """The configured learned router, verified; None (with a warning) when it cannot be
     used, so the daemon routes with the pattern and prototype cascade instead."""
     cfg = settings.router

@@ -148,6 +148,9 @@ class RouterConfig:
     prototypes: str = "config/prototypes.tsv"
     """Labelled utterances (TSV: utterance, tier) the embedding stage compares with."""
     embedder_model: str = "minilm-l6-v2"
+    embedder_runtime: str = choice("onnx", "onnx", "torch")
+    """onnx: onnxruntime on a graph exported once into the model cache (no torch at run
+    time once exported); torch: sentence-transformers. Both give the same vectors."""
     neighbours: int = bounded(5, 1, 50)
     local_threshold: float = bounded(0.62, -1.0, 1.0)
     """Similarity to local prototypes needed to answer locally (fit by `router fit`)."""

@@ -132,3 +132,24 @@ def test_the_shipped_model_is_verified_and_routes_the_frozen_split() -> None:
     assert report.per_tier["agent"].recall >= 0.95, report.format()
     assert report.accuracy >= 0.70, report.format()
     assert report.ece is not None and report.ece < 0.2
+
+
+@pytest.mark.slow
+def test_onnx_embedder_matches_torch_and_re_exports_a_tampered_file(tmp_path: Path) -> None:
+    from atlas.llm.embedder import MiniLMEmbedder
+    from atlas.llm.embedder_onnx import OnnxMiniLMEmbedder, cached_export
+
+    settings = load_settings(ROOT / "config" / "atlas.yaml")
+    try:
+        folder = build_store(settings).resolve("minilm-l6-v2", "sentence-transformer", "x").path
+    except ModelError as e:
+        pytest.skip(str(e))
+    onnx = OnnxMiniLMEmbedder(folder, tmp_path)
+    torch = MiniLMEmbedder(folder)
+    texts = ["dim the hallway lights", "my ankle is swollen", "who painted the night watch"]
+    assert onnx.name == torch.name and onnx.dim == torch.dim
+    cos = (onnx.embed(texts) * torch.embed(texts)).sum(axis=1)
+    assert (cos >= 0.9999).all(), cos
+    path = cached_export(folder, tmp_path)
+    path.write_bytes(b"tampered")
+    assert cached_export(folder, tmp_path).stat().st_size > 1_000_000  # exported again
