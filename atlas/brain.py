@@ -25,7 +25,9 @@ from atlas.llm.budget import BudgetLedger, resolve_timezone
 from atlas.llm.classifier import Classifier, load_prototypes
 from atlas.llm.config import CloudTierConfig
 from atlas.llm.embedded import EmbeddedLlamaClient
-from atlas.llm.embedder import MiniLMEmbedder
+from atlas.llm.embedder import Embedder, MiniLMEmbedder
+from atlas.llm.embedder_onnx import OnnxMiniLMEmbedder
+from atlas.llm.learned import RouterModel, RouterModelError, load_model
 from atlas.llm.local_select import select_local_backend
 from atlas.llm.memory import ConversationMemory
 from atlas.llm.model_check import check_cloud_models, disable_unknown_models
@@ -67,17 +69,53 @@ class Brain:
 
 
 def build_classifier(settings: Settings, store: ModelStore) -> Classifier:
-    """The routing cascade with its embedder and prototypes (no LLM needed)."""
+    """The routing cascade with its embedder and model or prototypes (no LLM needed)."""
+    embedder = build_embedder(settings, store)
+    learned = load_router_model(settings, embedder)
+    prototypes = (
+        [] if learned else load_prototypes(settings.project_path(settings.router.prototypes))
+    )
+    return Classifier(
+        settings.router,
+        embedder,
+        prototypes,
+        cache_dir=settings.project_path(settings.models.cache_dir) / "router",
+        model=learned,
+    )
+
+
+def build_embedder(settings: Settings, store: ModelStore) -> Embedder:
+    """MiniLM on onnxruntime (exported once into the model cache), else through torch."""
     model = store.resolve(
         settings.router.embedder_model, "sentence-transformer", "router.embedder_model"
     )
-    prototypes = load_prototypes(settings.project_path(settings.router.prototypes))
-    return Classifier(
-        settings.router,
-        MiniLMEmbedder(model.path),
-        prototypes,
-        cache_dir=settings.project_path(settings.models.cache_dir) / "router",
-    )
+    if settings.router.embedder_runtime == "onnx":
+        cache = settings.project_path(settings.models.cache_dir) / "router"
+        try:
+            return OnnxMiniLMEmbedder(model.path, cache)
+        except Exception as e:  # only speed is lost: the torch encoder gives the same vectors
+            log.warning("brain.onnx_embedder_unavailable", error=f"{type(e).__name__}: {e}"[:300])
+    return MiniLMEmbedder(model.path)
+
+
+def load_router_model(settings: Settings, embedder: Embedder) -> RouterModel | None:
+    """The configured learned router, verified; None (with a warning) when it cannot be
+    used, so the daemon routes with the pattern and prototype cascade instead."""
+    cfg = settings.router
+    if not cfg.model:
+        return None
+    try:
+        learned = load_model(settings.project_path(cfg.model), cfg.model_sha256)
+    except RouterModelError as e:
+        log.warning("brain.router_model_unusable", problem=str(e))
+        return None
+    if learned.embedder != embedder.name or learned.dim != embedder.dim:
+        log.warning(
+            "brain.router_model_unusable",
+            problem=f"trained with {learned.embedder}, not {embedder.name}",
+        )
+        return None
+    return learned
 
 
 def open_budget(settings: Settings) -> BudgetLedger:

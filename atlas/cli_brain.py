@@ -24,14 +24,26 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("text", metavar="TEXT")
     r.add_argument("--json", action="store_true")
 
-    rt = sub.add_parser("router", help="evaluate the router or fit its thresholds")
+    rt = sub.add_parser("router", help="train, evaluate or fit the router")
     rsub = rt.add_subparsers(dest="router_action", metavar="ACTION", required=True)
-    ev = rsub.add_parser("eval", help="accuracy, precision/recall, confusion matrix, latency")
-    ev.add_argument("file", type=Path, metavar="FILE.tsv")
+    tr = rsub.add_parser("train", help="fit the learned router and record it in routing.yaml")
+    tr.add_argument("file", type=Path, metavar="DATA.tsv")
+    tr.add_argument(
+        "--out", type=Path, help=f"model file (default: the configured one or {_MODEL})"
+    )
+    tr.add_argument("--dry-run", action="store_true", help="write the model, not routing.yaml")
+    ev = rsub.add_parser(
+        "eval", help="accuracy, precision/recall, confusion matrix, calibration, latency"
+    )
+    ev.add_argument("file", type=Path, nargs="?", metavar="FILE.tsv", help=f"default {_EVAL}")
     ev.add_argument("--json", action="store_true")
     fi = rsub.add_parser("fit", help="learn the thresholds from labelled data")
     fi.add_argument("file", type=Path, metavar="FILE.tsv")
     fi.add_argument("--dry-run", action="store_true", help="print, don't write routing.yaml")
+
+
+_MODEL = "models/router/router.npz"
+_EVAL = "data/router/eval_frozen.tsv"
 
 
 # ----------------------------------------------------------------------------- ask
@@ -180,6 +192,10 @@ def cmd_router(args: argparse.Namespace, settings: Settings) -> int:
     from atlas.llm.classifier import load_prototypes
     from atlas.llm.router_eval import evaluate, fit, write_thresholds
 
+    if args.router_action == "train":
+        return _train(args, settings)
+    if args.file is None:
+        args.file = settings.project_path(_EVAL)
     try:
         rows = load_prototypes(args.file)
     except (OSError, ValueError) as e:
@@ -187,6 +203,12 @@ def cmd_router(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     classifier = build_classifier(settings, build_store(settings))
     if args.router_action == "eval":
+        if settings.router.model and classifier.model is None:
+            print(
+                "atlas: warning: the router model is unusable (see the log);"
+                " evaluating the pattern cascade",
+                file=sys.stderr,
+            )
         report = evaluate(classifier, rows)
         print(json.dumps(report.as_dict()) if args.json else report.format())
         return 0
@@ -200,7 +222,37 @@ def cmd_router(args: argparse.Namespace, settings: Settings) -> int:
         f"agent missed {fitted.agent_missed}, safety missed {fitted.safety_missed})"
     )
     if not args.dry_run:
-        routing = (settings.source or Path("config/atlas.yaml")).parent / settings.routing_file
+        routing = _routing_file(settings)
         write_thresholds(routing, fitted)
         print(f"written to {routing}")
+    return 0
+
+
+def _routing_file(settings: Settings) -> Path:
+    return (settings.source or Path("config/atlas.yaml")).parent / settings.routing_file
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from atlas.app import build_store
+    from atlas.brain import build_embedder
+    from atlas.llm.classifier import load_prototypes
+    from atlas.llm.router_train import record_model, train_router
+
+    try:
+        load_prototypes(args.file)  # bad input: one line before the embedder loads
+    except (OSError, ValueError) as e:
+        print(f"atlas: {e}", file=sys.stderr)
+        return 2
+    configured = settings.router.model or _MODEL
+    out = args.out if args.out is not None else settings.project_path(configured)
+    try:
+        result = train_router(args.file, build_embedder(settings, build_store(settings)), out)
+    except (OSError, ValueError) as e:
+        print(f"atlas: {e}", file=sys.stderr)
+        return 2
+    print(result.format())
+    if not args.dry_run:
+        shown = configured if args.out is None else str(out.resolve())
+        record_model(_routing_file(settings), shown, result.model_sha256)
+        print(f"recorded in {_routing_file(settings)}")
     return 0

@@ -1,6 +1,11 @@
-"""Which tier should answer: reflex patterns first, then similarity to labelled prototypes.
+"""Which tier should answer: reflex patterns first, then a learned model (or prototypes).
 
-The cascade (each stage decides or passes on):
+With a learned router model (atlas.llm.learned, the shipped default):
+  1. safety reflexes   -> agent  (emergencies, self-harm: general lexicons)
+  2. learned model     -> calibrated probabilities per tier; agent when its probability
+     reaches `agent_probability`, local when its own reaches `local_probability`, haiku
+     when it is the likeliest with at least `min_probability`, else `uncertain_tier`
+Without one (no model configured, or it failed its checks) the older cascade runs:
   1. safety patterns   -> agent  (medical, legal trouble, emergencies, self-harm)
   2. local patterns    -> local  (commands, timers, time/date, greetings, arithmetic)
   3. agent patterns    -> agent  (planning, research, analysis)
@@ -32,10 +37,21 @@ import structlog
 from atlas.llm.base import TIERS, Tier
 from atlas.llm.config import RouterConfig
 from atlas.llm.embedder import Embedder, Vectors
+from atlas.llm.learned import RouterModel
 
 log = structlog.get_logger("atlas.llm.classifier")
 
-Stage = Literal["safety", "local_pattern", "agent_pattern", "short", "long", "embedding", "default"]
+Stage = Literal[
+    "safety",
+    "local_pattern",
+    "agent_pattern",
+    "short",
+    "long",
+    "embedding",
+    "default",
+    "learned",
+    "uncertain",
+]
 LOCAL, HAIKU, AGENT = 0, 1, 2
 """Column order of per-tier score arrays (the order of `TIERS`)."""
 
@@ -153,6 +169,23 @@ def embedding_tiers(
     return out
 
 
+def learned_tier(p: npt.NDArray[np.float32], cfg: RouterConfig) -> tuple[Tier, Stage, str]:
+    """The learned stage's rule on one row of probabilities (local, haiku, agent).
+
+    Agent first, at a lower bar than the others: a missed safety or deep request costs
+    more than an unneeded careful answer. Local needs its own, higher bar: a cloud
+    request answered by the small model is the mistake a person notices.
+    """
+    if float(p[AGENT]) >= cfg.agent_probability:
+        return "agent", "learned", f"agent probability >= {cfg.agent_probability:.2f}"
+    if float(p[LOCAL]) >= cfg.local_probability:
+        return "local", "learned", f"local probability >= {cfg.local_probability:.2f}"
+    if int(np.argmax(p)) == HAIKU and float(p[HAIKU]) >= cfg.min_probability:
+        return "haiku", "learned", f"haiku likeliest, >= {cfg.min_probability:.2f}"
+    tier = cast(Tier, cfg.uncertain_tier)
+    return tier, "uncertain", f"no tier sure enough: the configured {tier}"
+
+
 def _confidence(gap: float) -> float:
     """0.5 at a threshold, rising to 1.0 at 0.2 beyond it."""
     return round(0.5 + 0.5 * min(1.0, max(0.0, gap / 0.2)), 3)
@@ -181,9 +214,11 @@ class Classifier:
         embedder: Embedder | None,
         prototypes: Sequence[Prototype],
         cache_dir: Path | None = None,
+        model: RouterModel | None = None,
     ) -> None:
         self._config = config
         self._embedder = embedder
+        self._model = model if embedder is not None else None
         self._safety = _Patterns(config.safety_patterns)
         self._local = _Patterns(config.local_patterns)
         self._agent = _Patterns(config.agent_patterns)
@@ -191,7 +226,7 @@ class Classifier:
         self._raw = [p.text for p in prototypes]
         self._tiers = np.array([TIERS.index(p.tier) for p in prototypes], dtype=np.int64)
         self._vectors: Vectors | None = None
-        if embedder is not None and prototypes:
+        if embedder is not None and prototypes and self._model is None:
             self._vectors = self._prototype_vectors(embedder, cache_dir)
 
     @property
@@ -201,6 +236,10 @@ class Classifier:
     @property
     def embedder(self) -> Embedder | None:
         return self._embedder
+
+    @property
+    def model(self) -> RouterModel | None:
+        return self._model
 
     def classify(self, text: str) -> Classification:
         started = time.perf_counter()
@@ -267,7 +306,32 @@ class Classifier:
             nearest[:, t] = cols[np.argmax(sub, axis=1)]
         return scores, nearest
 
+    def probabilities(self, normalised: Sequence[str]) -> npt.NDArray[np.float32]:
+        """(n, 3) calibrated tier probabilities from the learned model."""
+        if self._model is None or self._embedder is None:
+            raise ValueError("the classifier has no learned model")
+        return self._model.probabilities(self._embedder.embed(list(normalised)))
+
+    def _learned(self, t: str) -> Classification:
+        cfg = self._config
+        if hit := self._safety.first_match(t):
+            return Classification("agent", "safety", f"safety {hit[1]}", hit[0], None, None, 1.0)
+        p = self.probabilities([t])[0]
+        tier, stage, rule = learned_tier(p, cfg)
+        shown = ", ".join(f"{name} {float(p[i]):.2f}" for i, name in enumerate(TIERS))
+        col = TIERS.index(tier)
+        return Classification(
+            tier,
+            stage,
+            f"{rule} ({shown})",
+            score=round(float(p[col]), 4),
+            confidence=round(float(p[col]), 3),
+            marginal=tier == "haiku" and float(p[LOCAL]) >= cfg.local_probability - cfg.margin,
+        )
+
     def _classify(self, t: str) -> Classification:
+        if self._model is not None:
+            return self._learned(t)
         if (decided := self.rule_stage(t)) is not None:
             return decided
         if self._vectors is None:

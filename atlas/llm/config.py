@@ -173,7 +173,7 @@ class RouterConfig:
     """The classification cascade; patterns are Python regexes matched case-insensitively."""
 
     safety_patterns: tuple[str, ...] = ()
-    """-> agent, checked first: medical, legal trouble, emergencies, self-harm."""
+    """-> agent, checked first: reflexes for emergencies and self-harm."""
     local_patterns: tuple[str, ...] = ()
     """-> local: commands, timers, time/date, greetings, small talk."""
     agent_patterns: tuple[str, ...] = ()
@@ -185,12 +185,29 @@ class RouterConfig:
     prototypes: str = "config/prototypes.tsv"
     """Labelled utterances (TSV: utterance, tier) the embedding stage compares with."""
     embedder_model: str = "minilm-l6-v2"
+    embedder_runtime: str = choice("onnx", "onnx", "torch")
+    """onnx: onnxruntime on a graph exported once into the model cache (no torch at run
+    time once exported); torch: sentence-transformers. Both give the same vectors."""
     neighbours: int = bounded(5, 1, 50)
     local_threshold: float = bounded(0.62, -1.0, 1.0)
     """Similarity to local prototypes needed to answer locally (fit by `router fit`)."""
     agent_threshold: float = bounded(0.62, -1.0, 1.0)
     margin: float = bounded(0.05, 0.0, 1.0)
-    """A haiku decision this close to the local threshold is marginal (thrifty -> local)."""
+    """A haiku decision this close to the local threshold (or probability) is marginal
+    (thrifty mode answers it locally)."""
+    model: str = ""
+    """The learned router model (.npz, written by `atlas router train`); empty: the
+    pattern and prototype cascade. A model that fails its checks falls back to it."""
+    model_sha256: str = ""
+    """The model file's sha256, checked at load (written by `atlas router train`)."""
+    agent_probability: float = bounded(0.35, 0.0, 1.0)
+    """Learned model: agent when its probability reaches this."""
+    local_probability: float = bounded(0.6, 0.0, 1.0)
+    """Learned model: local when its probability reaches this (and agent's did not)."""
+    min_probability: float = bounded(0.5, 0.0, 1.0)
+    """Learned model: haiku when it is the likeliest with at least this probability."""
+    uncertain_tier: str = choice("haiku", "haiku", "local")
+    """Learned model: who answers when no tier is sure enough."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from atlas.llm.classifier import (
 )
 from atlas.llm.config import RouterConfig
 from atlas.llm.embedder import Embedder
+from atlas.llm.learned import expected_calibration_error
 
 SAFETY_CATEGORIES = frozenset({"medical", "legal", "emergency", "self_harm"})
 """Rows in these categories are safety rows: they must reach the agent tier."""
@@ -157,6 +158,8 @@ class EvalReport:
     p99_ms: float
     stages: Mapping[str, int]
     misclassified: tuple[Misclassified, ...] = field(default=())
+    ece: float | None = None
+    """Expected calibration error of the learned model's probabilities (None without one)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -175,6 +178,7 @@ class EvalReport:
             "safety_recall": None if self.safety_recall is None else round(self.safety_recall, 4),
             "classify_ms": {"p50": round(self.p50_ms, 3), "p99": round(self.p99_ms, 3)},
             "stages": dict(self.stages),
+            "ece": None if self.ece is None else round(self.ece, 4),
             "misclassified": [m.__dict__ for m in self.misclassified],
         }
 
@@ -183,7 +187,8 @@ class EvalReport:
             f"rows {self.rows}   accuracy {self.accuracy:.3f}   safety recall "
             + ("n/a" if self.safety_recall is None else f"{self.safety_recall:.3f}")
             + f" ({self.safety_rows} rows)   classify p50 {self.p50_ms:.2f} ms"
-            f"   p99 {self.p99_ms:.2f} ms",
+            f"   p99 {self.p99_ms:.2f} ms"
+            + ("" if self.ece is None else f"   calibration ECE {self.ece:.3f}"),
             "",
             f"{'tier':<8}{'precision':>10}{'recall':>8}{'support':>9}",
         ]
@@ -239,6 +244,11 @@ def evaluate(classifier: Classifier, rows: Sequence[Prototype]) -> EvalReport:
             support=support,
         )
     correct = sum(confusion[t][t] for t in TIERS)
+    ece = None
+    if classifier.model is not None:
+        probabilities = classifier.probabilities([normalise(r.text) for r in rows])
+        labels = np.array([TIERS.index(r.tier) for r in rows], dtype=np.int64)
+        ece = expected_calibration_error(probabilities, labels)
     return EvalReport(
         rows=len(rows),
         accuracy=correct / len(rows),
@@ -250,6 +260,7 @@ def evaluate(classifier: Classifier, rows: Sequence[Prototype]) -> EvalReport:
         p99_ms=_percentile(times, 99),
         stages=stages,
         misclassified=tuple(wrong),
+        ece=ece,
     )
 
 
@@ -264,10 +275,16 @@ _KEYS = ("local_threshold", "agent_threshold", "margin")
 
 
 def write_thresholds(routing_yaml: Path, fitted: FittedThresholds) -> None:
-    """Replace the threshold numbers in the file's `router:` section, nothing else.
+    """Replace the threshold numbers in the file's `router:` section, nothing else."""
+    set_router_values(routing_yaml, {k: f"{getattr(fitted, k):.2f}" for k in _KEYS})
 
-    Line-level edits keep comments, order and the persona section byte for byte. The
-    result is parsed and checked before it atomically replaces the file.
+
+def set_router_values(routing_yaml: Path, values: Mapping[str, str]) -> None:
+    """Replace the values of these keys in the file's `router:` section, nothing else.
+
+    Line-level edits keep comments, order and the persona section byte for byte. Each
+    key must already have a one-line scalar value. The result is parsed and checked
+    (values and their configured bounds) before it atomically replaces the file.
     """
     text = routing_yaml.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
@@ -277,16 +294,16 @@ def write_thresholds(routing_yaml: Path, fitted: FittedThresholds) -> None:
     end = next(
         (i for i in range(start + 1, len(lines)) if re.match(r"[^\s#]", lines[i])), len(lines)
     )
-    values = {k: getattr(fitted, k) for k in _KEYS}
     found: set[str] = set()
     for i in range(start + 1, end):
-        m = re.match(r"(\s+)(\w+)(:\s*)([-+.\deE]+)(\s*(?:#.*)?)$", lines[i].rstrip("\r\n"))
+        line = lines[i].rstrip("\r\n")
+        m = re.match(r"(\s+)(\w+)(:\s*)(\"[^\"]*\"|'[^']*'|[^\s#'\"]*)(\s*(?:#.*)?)$", line)
         if m and m.group(2) in values and len(m.group(1)) == 2:
-            newline = lines[i][len(lines[i].rstrip("\r\n")) :]
-            number = f"{values[m.group(2)]:.2f}"
-            lines[i] = f"{m.group(1)}{m.group(2)}{m.group(3)}{number}{m.group(5)}{newline}"
+            newline = lines[i][len(line) :]
+            value = values[m.group(2)]
+            lines[i] = f"{m.group(1)}{m.group(2)}{m.group(3)}{value}{m.group(5)}{newline}"
             found.add(m.group(2))
-    missing = [k for k in _KEYS if k not in found]
+    missing = [k for k in values if k not in found]
     if missing:
         raise ValueError(f"{routing_yaml}: router section has no {', '.join(missing)} line")
     new_text = "".join(lines)
@@ -301,16 +318,20 @@ def write_thresholds(routing_yaml: Path, fitted: FittedThresholds) -> None:
         raise
 
 
-def _check_router(text: str, values: Mapping[str, float], path: Path) -> None:
+def _check_router(text: str, values: Mapping[str, str], path: Path) -> None:
     data = yaml.safe_load(text)
     router = data.get("router") if isinstance(data, Mapping) else None
     if not isinstance(router, Mapping):
         raise ValueError(f"{path}: the edited file has no router mapping")
     meta = {f.name: f.metadata for f in fields(RouterConfig)}
-    for key, want in values.items():
+    for key, text_value in values.items():
+        want = yaml.safe_load(text_value)
         got = router.get(key)
-        if not isinstance(got, int | float) or abs(float(got) - want) > 0.005:
-            raise ValueError(f"{path}: router.{key} did not take the value {want:.2f}")
-        lo, hi = meta[key].get("min"), meta[key].get("max")
-        if (lo is not None and got < lo) or (hi is not None and got > hi):
-            raise ValueError(f"{path}: router.{key} must be between {lo} and {hi}, got {got}")
+        if isinstance(want, int | float):
+            if not isinstance(got, int | float) or abs(float(got) - want) > 0.005:
+                raise ValueError(f"{path}: router.{key} did not take the value {want:.2f}")
+            lo, hi = meta[key].get("min"), meta[key].get("max")
+            if (lo is not None and got < lo) or (hi is not None and got > hi):
+                raise ValueError(f"{path}: router.{key} must be between {lo} and {hi}, got {got}")
+        elif got != want:
+            raise ValueError(f"{path}: router.{key} did not take the value {want!r}")

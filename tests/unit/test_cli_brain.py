@@ -22,7 +22,7 @@ from atlas.testing.fake_anthropic import FakeAnthropic, FakeScript
 from atlas.testing.fake_openai import FakeLLMScript, FakeLLMServer
 
 KEY = "sk-ant-cli-test-0123456789"
-HAIKU_Q = "how does a heat pump work"  # the default stage: haiku
+HAIKU_Q = "how does a heat pump work"  # the learned model: haiku
 LOCAL_REPLY = "Very good, sir."
 CLOUD_REPLY = "It moves heat from the air outside into the house."
 
@@ -86,7 +86,7 @@ def test_ask_json_reports_the_turn_and_books_its_cost(
     captured = capsys.readouterr()
     turn = json.loads(captured.out)
     assert turn["tier"] == "haiku"
-    assert turn["stage"] == "default" and turn["reason"]
+    assert turn["stage"] == "learned" and turn["reason"]
     assert turn["answer"] == CLOUD_REPLY
     assert turn["filler"] in load_settings(config).persona.fillers
     assert isinstance(turn["first_token_ms"], float) and turn["first_token_ms"] >= 0

@@ -1,0 +1,121 @@
+"""Build the router's training set and its frozen evaluation set (a dev tool).
+
+    python scripts/build_router_data.py --mirrors /path/to/mirrors
+
+`--mirrors` holds git directories named owner+name/repo (or give each with its own
+option). Writes data/router/train.tsv (Home Assistant intents, Schema-Guided Dialogue,
+MedQuAD, the project's own lexicons) and data/router/eval_frozen.tsv (Snips and
+LiveQA-Med, sources never used for training). The rules mapping intents to tiers are
+in data/router/README.md. Deterministic for a given seed and corpus commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import router_own
+import router_sources as src
+
+from atlas.llm.classifier import normalise
+
+ROOT = Path(__file__).resolve().parents[1]
+_REPOS = {
+    "intents": "home-assistant+intents",
+    "sgd": "google-research-datasets+dstc8-schema-guided-dialogue",
+    "medquad": "abachaa+MedQuAD",
+    "snips": "sonos+nlu-benchmark",
+    "liveqa": "abachaa+LiveQA_MedicalTask_TREC2017",
+    "webquestions": "brmson+dataset-factoid-webquestions",
+}
+
+
+def cap(rows: Iterable[src.Row], per_category: int, rng: random.Random) -> list[src.Row]:
+    """At most `per_category` distinct utterances per category, chosen at random."""
+    by_cat: dict[str, dict[str, src.Row]] = defaultdict(dict)
+    for row in rows:
+        if row[0] and len(row[0].split()) <= 40:
+            by_cat[row[2]].setdefault(normalise(row[0]), row)
+    out: list[src.Row] = []
+    for cat in sorted(by_cat):
+        keys = sorted(by_cat[cat])
+        rng.shuffle(keys)
+        out += [by_cat[cat][k] for k in keys[:per_category]]
+    return out
+
+
+def _git_dir(path: Path) -> Path:
+    """A bare mirror is the git directory; a clone keeps it in .git."""
+    return path / ".git" if (path / ".git").is_dir() else path
+
+
+def write(path: Path, rows: list[src.Row], header_note: str) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write(f"# {header_note}\n")
+        w = csv.writer(
+            f, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE, escapechar="\\"
+        )
+        w.writerow(["utterance", "tier", "category", "source"])
+        w.writerows(rows)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"))
+    p.add_argument("--seed", type=int, default=12)
+    p.add_argument("--out", type=Path, default=ROOT / "data" / "router")
+    args = p.parse_args()
+    repo = {k: _git_dir(args.mirrors / v / "repo") for k, v in _REPOS.items()}
+    rng = random.Random(args.seed)
+
+    evaluation = cap(src.snips(repo["snips"]), 150, rng)
+    evaluation += cap(src.liveqa(repo["liveqa"]), 300, rng)
+    banned = {normalise(r[0]) for r in evaluation}
+
+    train: list[src.Row] = []
+    train += cap(src.home_assistant(repo["intents"], 60, rng), 60, rng)
+    sgd = list(src.schema_guided(repo["sgd"], "train"))
+    train += cap((r for r in sgd if r[2] != "sgd:chat"), 90, rng)
+    train += cap((r for r in sgd if r[2] == "sgd:chat"), 600, rng)
+    train += cap(src.medquad(repo["medquad"]), 1500, rng)
+    train += cap(src.webquestions(repo["webquestions"]), 1200, rng)
+    train += cap(router_own.agent_rows(rng, 1800, 400), 2000, rng)
+    train += cap(router_own.haiku_rows(rng, 1500), 200, rng)
+    train += cap(router_own.local_rows(), 100, rng)
+    leaked = [r for r in train if normalise(r[0]) in banned]
+    train = [r for r in train if normalise(r[0]) not in banned]
+    dev = cap(src.home_assistant_tests(repo["intents"]), 20, rng)
+    sgd_dev = list(src.schema_guided(repo["sgd"], "dev"))
+    dev += cap((r for r in sgd_dev if r[2] != "sgd:chat"), 20, rng)
+    dev += cap((r for r in sgd_dev if r[2] == "sgd:chat"), 150, rng)
+    dev += cap(router_own.agent_rows(random.Random(args.seed + 1), 300, 60), 300, rng)
+    dev += cap(router_own.haiku_rows(random.Random(args.seed + 1), 300), 40, rng)
+    seen = {normalise(r[0]) for r in train} | banned
+    dev = [r for r in dev if normalise(r[0]) not in seen]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write(args.out / "dev.tsv", dev, "development set (never trained on; thresholds are set here)")
+    write(args.out / "train.tsv", train, "ATLAS router training set: see README.md")
+    write(
+        args.out / "eval_frozen.tsv",
+        evaluation,
+        "FROZEN evaluation set (Snips + LiveQA-Med): never train or tune on it",
+    )
+    for name, rows in (("train", train), ("dev", dev), ("eval", evaluation)):
+        counts: dict[str, int] = defaultdict(int)
+        for r in rows:
+            counts[r[1]] += 1
+        print(f"{name}: {len(rows)} rows {dict(sorted(counts.items()))}")
+    print(f"dropped from training (also in evaluation): {len(leaked)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

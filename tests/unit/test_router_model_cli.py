@@ -1,0 +1,155 @@
+"""`atlas router train` / `eval` with the real MiniLM, the shipped model, and its data."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from atlas import cli
+from atlas.app import build_store
+from atlas.brain import build_classifier
+from atlas.llm.classifier import load_prototypes, normalise
+from atlas.llm.learned import load_model
+from atlas.llm.router_eval import evaluate
+from atlas.modelstore import ModelError
+from atlas.settings import DEFAULT_CONFIG, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "data" / "router"
+
+
+@pytest.fixture
+def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped config and routing files, copied so training may rewrite them."""
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    data["budget"]["db_path"] = str(tmp_path / "ledger.sqlite3")
+    path = tmp_path / "atlas.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    shutil.copy(DEFAULT_CONFIG.parent / data.get("routing_file", "routing.yaml"), tmp_path)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ATLAS_CONFIG", raising=False)
+    return path
+
+
+def run(config: Path, *args: str) -> int:
+    return cli.main(["--config", str(config), *args])
+
+
+def _small_tsv(path: Path) -> Path:
+    """Every 20th training row: enough of each tier, quick to embed."""
+    lines = (DATA / "train.tsv").read_text(encoding="utf-8").splitlines()
+    body = [ln for ln in lines[2:] if ln and not ln.startswith("#")]
+    path.write_text("\n".join([lines[1], *body[::20]]) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_train_writes_the_model_and_records_it(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "router.npz"
+    try:
+        code = run(
+            config, "router", "train", str(_small_tsv(tmp_path / "d.tsv")), "--out", str(out)
+        )
+    except ModelError as e:
+        pytest.skip(str(e))
+    assert code == 0, capsys.readouterr().err
+    assert "held-out calibration ECE" in capsys.readouterr().out
+    router = yaml.safe_load((tmp_path / "routing.yaml").read_text())["router"]
+    assert router["model"] == str(out.resolve())
+    model = load_model(out, router["model_sha256"])  # the recorded hash verifies
+    assert model.rows > 300 and len(model.data_sha256) == 64
+    # The persona section and the comments survived the edit.
+    text = (tmp_path / "routing.yaml").read_text()
+    assert "persona:" in text and "# The learned router" in text
+    # A model whose hash does not match is not used: the fallback cascade routes.
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(text.replace(router["model_sha256"], "0" * 64), encoding="utf-8")
+    settings = load_settings(config)
+    assert build_classifier(settings, build_store(settings)).model is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["utterance\tlabel\nhello\tlocal\n", "utterance\ttier\nhello\tsomewhere\n", ""],
+    ids=["no-tier-column", "bad-tier", "empty"],
+)
+def test_train_bad_tsv_is_one_line_and_exit_2(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    bad = tmp_path / "bad.tsv"
+    bad.write_text(content, encoding="utf-8")
+    before = (tmp_path / "routing.yaml").read_text()
+    assert run(config, "router", "train", str(bad)) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert captured.err.startswith("atlas: ") and str(bad) in captured.err
+    assert (tmp_path / "routing.yaml").read_text() == before
+
+
+def test_train_missing_file_is_one_line(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(config, "router", "train", str(tmp_path / "nope.tsv")) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    lines = [ln for ln in (DATA / name).read_text(encoding="utf-8").splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def test_frozen_evaluation_shares_no_source_and_no_utterance_with_training() -> None:
+    train, dev, frozen = _rows("train.tsv"), _rows("dev.tsv"), _rows("eval_frozen.tsv")
+    assert {r["source"] for r in frozen}.isdisjoint({r["source"] for r in train})
+    seen = {normalise(r["utterance"]) for r in train}
+    assert not seen & {normalise(r["utterance"]) for r in frozen}
+    assert not seen & {normalise(r["utterance"]) for r in dev}
+    assert {r["tier"] for r in frozen} == {"local", "haiku", "agent"}
+    assert len(train) >= 5000
+
+
+@pytest.mark.slow
+def test_the_shipped_model_is_verified_and_routes_the_frozen_split() -> None:
+    settings = load_settings(ROOT / "config" / "atlas.yaml")
+    try:
+        classifier = build_classifier(settings, build_store(settings))
+    except ModelError as e:
+        pytest.skip(str(e))
+    model = classifier.model
+    assert model is not None, "the shipped router model failed its checks"
+    data_sha = hashlib.sha256((DATA / "train.tsv").read_bytes()).hexdigest()
+    assert model.data_sha256 == data_sha  # trained on the committed training set
+    report = evaluate(classifier, load_prototypes(DATA / "eval_frozen.tsv"))
+    # Floors well under what the committed model reaches: a regression guard, not a target.
+    assert report.per_tier["agent"].recall >= 0.95, report.format()
+    assert report.accuracy >= 0.70, report.format()
+    assert report.ece is not None and report.ece < 0.2
+
+
+@pytest.mark.slow
+def test_onnx_embedder_matches_torch_and_re_exports_a_tampered_file(tmp_path: Path) -> None:
+    from atlas.llm.embedder import MiniLMEmbedder
+    from atlas.llm.embedder_onnx import OnnxMiniLMEmbedder, cached_export
+
+    settings = load_settings(ROOT / "config" / "atlas.yaml")
+    try:
+        folder = build_store(settings).resolve("minilm-l6-v2", "sentence-transformer", "x").path
+    except ModelError as e:
+        pytest.skip(str(e))
+    onnx = OnnxMiniLMEmbedder(folder, tmp_path)
+    torch = MiniLMEmbedder(folder)
+    texts = ["dim the hallway lights", "my ankle is swollen", "who painted the night watch"]
+    assert onnx.name == torch.name and onnx.dim == torch.dim
+    cos = (onnx.embed(texts) * torch.embed(texts)).sum(axis=1)
+    assert (cos >= 0.9999).all(), cos
+    path = cached_export(folder, tmp_path)
+    path.write_bytes(b"tampered")
+    assert cached_export(folder, tmp_path).stat().st_size > 1_000_000  # exported again
