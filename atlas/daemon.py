@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from atlas.persona import Persona
 from atlas.settings import Secrets, Settings
 from atlas.turn import TurnRecord
 from atlas.wake import WakeConfig, WakeGate
+from atlas.wyoming.rooms import Room, RoomParts, SatelliteSpec, run_rooms
 from voice.audio import DecodedAudio, MicrophoneSource, decode_audio
 from voice.errors import AudioDeviceError
 from voice.sinks import AudioSink, NullSink, SpeakerSink, WavSink
@@ -205,30 +206,48 @@ async def _wait_for_timers(stack: Stack, conversation: Conversation) -> None:
 # ---------------------------------------------------------------------- daemon
 
 
-async def run_daemon(settings: Settings, secrets: Secrets) -> int:
-    """Serve turns from the microphone until SIGTERM/SIGINT. Returns the exit code."""
+async def run_daemon(
+    settings: Settings,
+    secrets: Secrets,
+    satellites: Sequence[SatelliteSpec] = (),
+    *,
+    local_audio: bool = True,
+) -> int:
+    """Serve turns from the microphone and/or Wyoming satellites until SIGTERM/SIGINT.
+    Returns the exit code."""
     notifier = sdnotify.Notifier.from_env()
-    mic = MicrophoneSource(settings.audio)
-    await mic.start()  # no microphone at start: AudioDeviceError -> exit 78 in the CLI
-    speaker = SpeakerSink(settings.audio)
-    await speaker.start()
-    stack = await build_stack(settings, secrets, lambda: speaker, _log_turn)
+    mic: MicrophoneSource | None = None
+    sink: AudioSink = NullSink(_REPLY_RATE)  # --no-local-audio: no sound card at all
+    if local_audio:
+        mic = MicrophoneSource(settings.audio)
+        await mic.start()  # no microphone at start: AudioDeviceError -> exit 78 in the CLI
+        speaker = SpeakerSink(settings.audio)
+        await speaker.start()
+        sink = speaker
+    stack = await build_stack(settings, secrets, lambda: sink, _log_turn)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     health = DaemonHealth(stall_s=_STALL_S)
-    listen = asyncio.create_task(_listen_forever(stack, mic, settings, health), name="listen")
-    timers = asyncio.create_task(stack.conversation.announce_timers(), name="timers")
-    health.watch("listen", listen)
-    health.watch("timers", timers)
-    tasks = [
-        listen,
-        timers,
-        asyncio.create_task(sdnotify.run(notifier, health), name="watchdog"),
-    ]
+    tasks = [asyncio.create_task(sdnotify.run(notifier, health), name="watchdog")]
+    if mic is not None:
+        listen = asyncio.create_task(_listen_forever(stack, mic, settings, health), name="listen")
+        timers = asyncio.create_task(stack.conversation.announce_timers(), name="timers")
+        health.watch("listen", listen)
+        health.watch("timers", timers)
+        tasks += [listen, timers]
+    else:
+        # No local audio path to watch: satellites come and go (each is retried).
+        health.retrying(True)
+    if satellites:
+        # Timers are announced by the local speaker, else in the first satellite's room.
+        rooms = build_rooms(stack, satellites, timers_in_first=mic is None)
+        serving = asyncio.create_task(run_rooms(rooms), name="rooms")
+        health.watch("rooms", serving)
+        tasks.append(serving)
     notifier.ready("listening")
-    log.info("daemon.listening")
+    log.info("daemon.listening", local_audio=local_audio, satellites=len(satellites))
     await stop.wait()
     notifier.stopping("stopping")
     log.info("daemon.stopping")
@@ -236,10 +255,36 @@ async def run_daemon(settings: Settings, secrets: Secrets) -> int:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    with contextlib.suppress(Exception):
-        await mic.aclose()
+    if mic is not None:
+        with contextlib.suppress(Exception):
+            await mic.aclose()
     await stack.aclose()  # closes the speaker, flushes the ledger
     return 0
+
+
+def build_rooms(
+    stack: Stack, satellites: Sequence[SatelliteSpec], *, timers_in_first: bool
+) -> list[Room]:
+    """One room per satellite over the stack's shared engines."""
+    settings = stack.settings
+    parts = RoomParts(
+        ears=stack.ears,
+        vad_model=build_store(settings).resolve("silero-vad", "vad", "vad.model").path,
+        assistant=stack.assistant,
+        assistant_config=settings.assistant,
+        turn_taking=settings.turn_taking,
+        wake=settings.wake,
+        retry_max_s=settings.assistant.mic_retry_max_s,
+    )
+    timers = stack.brain.timers if settings.assistant.announce_timers else None
+
+    def on_turn(room: str, record: TurnRecord) -> None:
+        log.info("turn.done", room=room, **record.as_dict())
+
+    return [
+        Room(spec, parts, on_turn, timers if (i == 0 and timers_in_first) else None)
+        for i, spec in enumerate(satellites)
+    ]
 
 
 async def _listen_forever(

@@ -1,0 +1,171 @@
+"""One room per Wyoming satellite: its own conversation over the shared engines.
+
+Each room has its own VAD state and endpointer, its own wake gate (so its own follow-up
+window), its own echo guard (the floor) and its own turn handle: barge-in in the kitchen
+does not cut the study. Whisper, Piper and the local model are shared; each runs one job
+at a time in its own worker thread, and each room has at most one turn and one
+speculative transcript in flight, so the shared work is bounded by the number of rooms.
+
+A satellite that cannot be reached, or goes away, is retried with backoff; the other
+rooms never notice. A dropped connection mid-reply stops that reply (an interruption,
+not a failure of the model: no breaker counts it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import structlog
+
+from atlas.app import Ears
+from atlas.assistant import Assistant
+from atlas.conversation import Conversation
+from atlas.endofturn import TurnTakingConfig
+from atlas.settings import AssistantConfig
+from atlas.skills import TimerService
+from atlas.turn import TurnRecord
+from atlas.wake import WakeConfig, WakeGate
+from atlas.wyoming.link import SatelliteInfo, SatelliteLink, SatelliteSink, SatelliteSource
+from atlas.wyoming.serve import UriError, parse_uri
+from voice.vad import SileroVad
+
+log = structlog.get_logger("atlas.wyoming.rooms")
+
+RETRY_FIRST_S = 1.0
+
+
+@dataclass(frozen=True)
+class SatelliteSpec:
+    """Where a satellite listens, and (optionally) what to call its room."""
+
+    host: str
+    port: int
+    name: str | None = None
+    area: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"tcp://{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, uri: str, name: str | None = None, area: str | None = None) -> SatelliteSpec:
+        endpoint = parse_uri(uri)
+        if endpoint.host is None or endpoint.port is None:
+            raise UriError(f"bad satellite {uri!r}: use tcp://HOST:PORT")
+        return cls(endpoint.host, endpoint.port, name, area)
+
+
+@dataclass(frozen=True)
+class RoomParts:
+    """The shared engines and settings every room is built on."""
+
+    ears: Ears
+    vad_model: Path
+    assistant: Assistant
+    assistant_config: AssistantConfig
+    turn_taking: TurnTakingConfig
+    wake: WakeConfig
+    retry_max_s: float = 30.0
+
+
+class Room:
+    def __init__(
+        self,
+        spec: SatelliteSpec,
+        parts: RoomParts,
+        on_turn: Callable[[str, TurnRecord], None],
+        timers: TimerService | None = None,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name or spec.uri
+        self.area = spec.area
+        self._parts = parts
+        self._on_turn = on_turn
+        self._timers = timers
+        # Own VAD state; the transcriber is shared.
+        vad = SileroVad(parts.vad_model, parts.ears.settings.vad)
+        self._ears = replace(parts.ears, vad=vad)
+        self._wake = WakeGate(parts.wake)
+        self.connected = asyncio.Event()
+        self.sessions = 0
+        self._sends: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Serve this satellite for the daemon's life, reconnecting with backoff."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                link, info = await SatelliteLink.open(self.spec.host, self.spec.port, self.name)
+            except (OSError, TimeoutError) as e:
+                log.warning(
+                    "satellite.unreachable", room=self.name, error=_why(e), retry_in_s=delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._parts.retry_max_s)
+                continue
+            delay = RETRY_FIRST_S
+            await self._session(link, info)
+            log.warning("satellite.lost", room=self.name, retry_in_s=delay)
+            await asyncio.sleep(delay)
+
+    async def _session(self, link: SatelliteLink, info: SatelliteInfo) -> None:
+        self.name = self.spec.name or info.name
+        self.area = self.spec.area or info.area
+        self.sessions += 1
+        sink = SatelliteSink(link)
+        assistant = self._parts.assistant.with_sink(sink, self._wake)
+
+        def on_turn(record: TurnRecord) -> None:
+            if record.addressed and record.transcript:
+                task = asyncio.get_running_loop().create_task(
+                    sink.send_transcript(record.transcript)
+                )
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
+            self._on_turn(self.name, record)
+
+        conversation = Conversation(
+            self._ears,
+            assistant,
+            self._parts.assistant_config,
+            self._timers,
+            on_turn,
+            self._parts.turn_taking,
+        )
+        log.info("satellite.connected", room=self.name, area=self.area, uri=self.spec.uri)
+        self.connected.set()
+        announcer = asyncio.create_task(conversation.announce_timers(), name="room-timers")
+        watcher = asyncio.create_task(_stop_when_gone(link, assistant), name="room-watch")
+        try:
+            await conversation.serve(SatelliteSource(link))
+        finally:
+            self.connected.clear()
+            for task in (announcer, watcher):
+                task.cancel()
+            await asyncio.gather(announcer, watcher, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await conversation.wait_idle()
+            await sink.aclose()
+            await link.close()
+
+
+async def _stop_when_gone(link: SatelliteLink, assistant: Assistant) -> None:
+    """Nobody hears a reply to a satellite that went away: stop it (not a failure)."""
+    await link.gone.wait()
+    if assistant.busy:
+        assistant.interrupt("satellite_gone")
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, TimeoutError):
+        return "no answer"
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+async def run_rooms(rooms: list[Room]) -> None:
+    """All rooms at once; one room's trouble never ends another's."""
+    await asyncio.gather(*(room.run() for room in rooms))
