@@ -28,7 +28,7 @@ from atlas.persona import Persona
 from atlas.settings import Secrets, Settings
 from atlas.turn import TurnRecord
 from atlas.wake import WakeConfig, WakeGate
-from atlas.wyoming.rooms import Room, RoomParts, SatelliteSpec, run_rooms
+from atlas.wyoming.rooms import Room, RoomParts, SatelliteSpec, build_rooms, run_rooms
 from voice.audio import DecodedAudio, MicrophoneSource, decode_audio
 from voice.errors import AudioDeviceError
 from voice.sinks import AudioSink, NullSink, SpeakerSink, WavSink
@@ -242,7 +242,7 @@ async def run_daemon(
         health.retrying(True)
     if satellites:
         # Timers are announced by the local speaker, else in the first satellite's room.
-        rooms = build_rooms(stack, satellites, timers_in_first=mic is None)
+        rooms = _rooms(stack, satellites, timers_in_first=mic is None)
         serving = asyncio.create_task(run_rooms(rooms), name="rooms")
         health.watch("rooms", serving)
         tasks.append(serving)
@@ -262,7 +262,7 @@ async def run_daemon(
     return 0
 
 
-def build_rooms(
+def _rooms(
     stack: Stack, satellites: Sequence[SatelliteSpec], *, timers_in_first: bool
 ) -> list[Room]:
     """One room per satellite over the stack's shared engines."""
@@ -276,15 +276,12 @@ def build_rooms(
         wake=settings.wake,
         retry_max_s=settings.assistant.mic_retry_max_s,
     )
-    timers = stack.brain.timers if settings.assistant.announce_timers else None
+    announce = settings.assistant.announce_timers and timers_in_first
+    return build_rooms(parts, satellites, _log_room_turn, stack.brain.timers if announce else None)
 
-    def on_turn(room: str, record: TurnRecord) -> None:
-        log.info("turn.done", room=room, **record.as_dict())
 
-    return [
-        Room(spec, parts, on_turn, timers if (i == 0 and timers_in_first) else None)
-        for i, spec in enumerate(satellites)
-    ]
+def _log_room_turn(room: str, record: TurnRecord) -> None:
+    log.info("turn.done", room=room, **record.as_dict())
 
 
 async def _listen_forever(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -164,6 +164,19 @@ def _why(e: BaseException) -> str:
     if isinstance(e, TimeoutError):
         return "no answer"
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def build_rooms(
+    parts: RoomParts,
+    satellites: Sequence[SatelliteSpec],
+    on_turn: Callable[[str, TurnRecord], None],
+    first_room_timers: TimerService | None = None,
+) -> list[Room]:
+    """One room per satellite; finished timers are announced in the first room."""
+    return [
+        Room(spec, parts, on_turn, first_room_timers if i == 0 else None)
+        for i, spec in enumerate(satellites)
+    ]
 
 
 async def run_rooms(rooms: list[Room]) -> None:
