@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 
+from atlas.testing.satellite import free_port, install_satellite
 from tests.replay.conftest import anthropic, parts
-from tests.rooms.satellites import install_satellite
 
 __all__ = ["anthropic", "free_port", "parts", "satellite_python"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from atlas.settings import DEFAULT_CONFIG
+from atlas.testing.satellite import RealSatellite
 from tests.conftest import ROOT
 from tests.rooms.conftest import free_port
-from tests.rooms.satellites import RealSatellite
 
 TIMEOUT_S = 240.0
 

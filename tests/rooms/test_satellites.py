@@ -22,12 +22,12 @@ import pytest_asyncio
 from atlas.app import build_store
 from atlas.assistant import Assistant
 from atlas.testing.fake_anthropic import FakeScript
+from atlas.testing.satellite import SND_RATE, RealSatellite
 from atlas.turn import TurnRecord
 from atlas.wake import WakeGate
 from atlas.wyoming.rooms import Room, RoomParts, SatelliteSpec
 from tests.replay.conftest import Parts
 from tests.rooms.conftest import free_port
-from tests.rooms.satellites import SND_RATE, RealSatellite
 from voice.sinks import NullSink
 from voice.tts import resample_to
 from voice.types import Samples

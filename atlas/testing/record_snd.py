@@ -19,7 +19,7 @@ def main() -> None:
     size = 0
     with open(name + ".raw", "wb") as f:
         while True:
-            data = sys.stdin.buffer.read1(65536)
+            data = os.read(0, 65536)
             if not data:
                 break
             if first is None:

@@ -1,10 +1,12 @@
 """The real wyoming-satellite 1.0.0 (its own venv, scripts/dev-wyoming-satellite.sh),
-started with a paced fixture WAV as its microphone and a recorder as its speaker."""
+started with a paced WAV as its microphone (paced_mic.py) and a recorder as its speaker
+(record_snd.py): for the rooms tests and the satellite latency benchmark."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -14,12 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import FIXTURES, ROOT
 from voice.types import Samples
 
-SCRIPT = ROOT / "scripts" / "dev-wyoming-satellite.sh"
 HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+SCRIPT = ROOT / "scripts" / "dev-wyoming-satellite.sh"
+FIXTURES = ROOT / "tests" / "fixtures" / "audio"
 SND_RATE = 22050
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def install_satellite() -> tuple[str | None, str]:
@@ -57,7 +68,7 @@ class RealSatellite:
         *,
         name: str,
         port: int,
-        wav: str,
+        wav: str | Path,
         area: str | None = None,
         delay_s: float = 0.5,
         repeat: int = 1,
@@ -70,13 +81,11 @@ class RealSatellite:
         self.go_file = self.dir / "go"
         self.marks = self.dir / "marks"
         self.snd = self.dir / "snd"
-        mic = (
-            f"{python} {HERE / 'paced_mic.py'} {FIXTURES / wav} {self.go_file} {self.marks}"
-            f" {delay_s} {repeat} {gap_s}"
-        )
+        mic_args = [HERE / "paced_mic.py", FIXTURES / wav, self.go_file, self.marks]
+        mic = shlex.join([python, *map(str, [*mic_args, delay_s, repeat, gap_s])])
         args = [python, "-m", "wyoming_satellite", "--uri", f"tcp://127.0.0.1:{port}"]
         args += ["--name", name, "--no-zeroconf", "--debug", "--mic-command", mic]
-        args += ["--snd-command", f"{python} {HERE / 'record_snd.py'} {self.snd}"]
+        args += ["--snd-command", shlex.join([python, str(HERE / "record_snd.py"), str(self.snd)])]
         if area:
             args += ["--area", area]
         self._log = open(self.dir / "satellite.log", "ab")  # noqa: SIM115 (closed in stop)
