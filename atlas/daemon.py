@@ -26,8 +26,10 @@ from atlas.health import DaemonHealth, MonitoredSource
 from atlas.modelstore import ModelStore
 from atlas.persona import Persona
 from atlas.settings import Secrets, Settings
+from atlas.skills.timers import TimerEvents
 from atlas.turn import TurnRecord
 from atlas.wake import WakeConfig, WakeGate
+from atlas.wyoming.announce import TimerRouter
 from atlas.wyoming.rooms import Room, RoomParts, SatelliteSpec, build_rooms, run_rooms
 from voice.audio import DecodedAudio, MicrophoneSource, decode_audio
 from voice.errors import AudioDeviceError
@@ -73,6 +75,7 @@ async def build_stack(
     secrets: Secrets,
     make_sink: Callable[[], AudioSink],
     on_turn: Callable[[TurnRecord], None],
+    timer_events: TimerEvents | None = None,
 ) -> Stack:
     """Everything loaded and warmed: STT, embedder, local LLM, TTS, filler cache.
 
@@ -95,7 +98,8 @@ async def build_stack(
         chunker=settings.chunker,
         filler=settings.assistant.filler,
     )
-    timers = brain.timers if settings.assistant.announce_timers else None
+    # `timer_events`: the local microphone's share when satellite rooms take theirs.
+    timers = (timer_events or brain.timers) if settings.assistant.announce_timers else None
     conversation = Conversation(
         ears, assistant, settings.assistant, timers, on_turn, settings.turn_taking
     )
@@ -224,7 +228,12 @@ async def run_daemon(
         speaker = SpeakerSink(settings.audio)
         await speaker.start()
         sink = speaker
-    stack = await build_stack(settings, secrets, lambda: sink, _log_turn)
+    # With satellites, one router hands each finished timer to the room that set it.
+    announce = settings.assistant.announce_timers and bool(satellites)
+    default_room = satellites[0].uri if mic is None and satellites else None
+    timer_router = TimerRouter(default_room) if announce else None
+    local_timers = timer_router.default if timer_router and mic is not None else None
+    stack = await build_stack(settings, secrets, lambda: sink, _log_turn, local_timers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -241,11 +250,13 @@ async def run_daemon(
         # No local audio path to watch: satellites come and go (each is retried).
         health.retrying(True)
     if satellites:
-        # Timers are announced by the local speaker, else in the first satellite's room.
-        rooms = _rooms(stack, satellites, timers_in_first=mic is None)
-        serving = asyncio.create_task(run_rooms(rooms), name="rooms")
+        serving = asyncio.create_task(run_rooms(_rooms(stack, satellites, timer_router)))
         health.watch("rooms", serving)
         tasks.append(serving)
+    if timer_router is not None:
+        routing = asyncio.create_task(timer_router.run(stack.brain.timers), name="timer-router")
+        health.watch("timer-router", routing)
+        tasks.append(routing)
     notifier.ready("listening")
     log.info("daemon.listening", local_audio=local_audio, satellites=len(satellites))
     await stop.wait()
@@ -263,7 +274,7 @@ async def run_daemon(
 
 
 def _rooms(
-    stack: Stack, satellites: Sequence[SatelliteSpec], *, timers_in_first: bool
+    stack: Stack, satellites: Sequence[SatelliteSpec], timers: TimerRouter | None
 ) -> list[Room]:
     """One room per satellite over the stack's shared engines."""
     settings = stack.settings
@@ -276,8 +287,7 @@ def _rooms(
         wake=settings.wake,
         retry_max_s=settings.assistant.mic_retry_max_s,
     )
-    announce = settings.assistant.announce_timers and timers_in_first
-    return build_rooms(parts, satellites, _log_room_turn, stack.brain.timers if announce else None)
+    return build_rooms(parts, satellites, _log_room_turn, timers)
 
 
 def _log_room_turn(room: str, record: TurnRecord) -> None:

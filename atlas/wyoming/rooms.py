@@ -25,10 +25,12 @@ from atlas.app import Ears
 from atlas.assistant import Assistant
 from atlas.conversation import Conversation
 from atlas.endofturn import TurnTakingConfig
+from atlas.home.stage import room_area
 from atlas.settings import AssistantConfig
-from atlas.skills import TimerService
+from atlas.skills.timers import timer_room
 from atlas.turn import TurnRecord
 from atlas.wake import WakeConfig, WakeGate
+from atlas.wyoming.announce import TimerRouter
 from atlas.wyoming.link import SatelliteInfo, SatelliteLink, SatelliteSink, SatelliteSource
 from atlas.wyoming.serve import UriError, parse_uri
 from voice.vad import SileroVad
@@ -78,14 +80,14 @@ class Room:
         spec: SatelliteSpec,
         parts: RoomParts,
         on_turn: Callable[[str, TurnRecord], None],
-        timers: TimerService | None = None,
+        timers: TimerRouter | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name or spec.uri
         self.area = spec.area
         self._parts = parts
         self._on_turn = on_turn
-        self._timers = timers
+        self._timers = timers.room(spec.uri) if timers else None
         # Own VAD state; the transcriber is shared.
         vad = SileroVad(parts.vad_model, parts.ears.settings.vad)
         self._ears = replace(parts.ears, vad=vad)
@@ -113,9 +115,11 @@ class Room:
             await asyncio.sleep(delay)
 
     async def _session(self, link: SatelliteLink, info: SatelliteInfo) -> None:
+        timer_room.set(self.spec.uri)  # this task's context: timers set here ring here
         self.name = self.spec.name or info.name
         self.area = self.spec.area or info.area
         self.sessions += 1
+        room_area.set(self.area)  # "turn on the lights" means this room's lights
         sink = SatelliteSink(link)
         assistant = self._parts.assistant.with_sink(sink, self._wake)
 
@@ -170,13 +174,10 @@ def build_rooms(
     parts: RoomParts,
     satellites: Sequence[SatelliteSpec],
     on_turn: Callable[[str, TurnRecord], None],
-    first_room_timers: TimerService | None = None,
+    timers: TimerRouter | None = None,
 ) -> list[Room]:
-    """One room per satellite; finished timers are announced in the first room."""
-    return [
-        Room(spec, parts, on_turn, first_room_timers if i == 0 else None)
-        for i, spec in enumerate(satellites)
-    ]
+    """One room per satellite; each announces the timers set in it."""
+    return [Room(spec, parts, on_turn, timers) for spec in satellites]
 
 
 async def run_rooms(rooms: list[Room]) -> None:
