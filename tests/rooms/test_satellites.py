@@ -25,6 +25,7 @@ from atlas.testing.fake_anthropic import FakeScript
 from atlas.testing.satellite import SND_RATE, RealSatellite
 from atlas.turn import TurnRecord
 from atlas.wake import WakeGate
+from atlas.wyoming.announce import TimerRouter
 from atlas.wyoming.rooms import Room, RoomParts, SatelliteSpec
 from tests.replay.conftest import Parts
 from tests.rooms.conftest import free_port
@@ -60,10 +61,13 @@ class Rooms:
     def __init__(self, parts: Parts) -> None:
         self.parts = room_parts(parts)
         self.records: list[tuple[str, TurnRecord]] = []
-        self.tasks: list[asyncio.Task[None]] = []
+        self.timers = TimerRouter()
+        self.tasks: list[asyncio.Task[None]] = [
+            asyncio.create_task(self.timers.run(parts.brain.timers))
+        ]
 
     def add(self, port: int) -> Room:
-        room = Room(SatelliteSpec("127.0.0.1", port), self.parts, self._record)
+        room = Room(SatelliteSpec("127.0.0.1", port), self.parts, self._record, self.timers)
         self.tasks.append(asyncio.create_task(room.run()))
         return room
 
@@ -191,3 +195,31 @@ async def test_two_rooms_one_pulled_out_mid_reply(
         for sat in (kitchen, study, again):
             if sat is not None:
                 sat.stop()
+
+
+async def test_a_timer_rings_in_the_room_where_it_was_set(
+    parts: Parts, rooms: Rooms, satellite_python: str, tmp_path: Path
+) -> None:
+    kitchen = await asyncio.to_thread(
+        _satellite, satellite_python, tmp_path, "kitchen", "local_timer_ten_seconds.wav"
+    )
+    study = await asyncio.to_thread(
+        _satellite, satellite_python, tmp_path, "study", "silence_3s.wav"
+    )
+    try:
+        kitchen_room, study_room = rooms.add(kitchen.port), rooms.add(study.port)
+        await asyncio.wait_for(kitchen_room.connected.wait(), TIMEOUT_S)
+        await asyncio.wait_for(study_room.connected.wait(), TIMEOUT_S)
+        kitchen.go()
+        study.go()
+        # The acknowledgement, then (ten seconds on) the announcement: both in the kitchen.
+        await until(lambda: len(rooms.turns("kitchen")) >= 2, "the timer's announcement")
+        set_turn, rang = rooms.turns("kitchen")[:2]
+        assert "timer" in set_turn.transcript.lower()
+        assert "done" in rang.answer.lower()
+        await until(lambda: len(kitchen.playbacks()) >= 2, "the announcement's playback")
+        assert "done" in (await _heard(parts, kitchen.playbacks()[-1].audio)).lower()
+        assert rooms.turns("study") == [] and study.playbacks() == []
+    finally:
+        kitchen.stop()
+        study.stop()
