@@ -19,7 +19,7 @@ def add_parsers(sub: Any) -> None:
         "--satellite",
         action="append",
         default=[],
-        metavar="tcp://HOST:PORT",
+        metavar="tcp://HOST:PORT[?name=N&area=A]",
         help="also serve this Wyoming satellite as a room (repeatable)",
     )
     run.add_argument(
@@ -45,13 +45,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from atlas.wyoming.rooms import SatelliteSpec
     from atlas.wyoming.serve import UriError
 
+    where = f"{settings.source or 'config'}: satellites: "
     try:
-        satellites = [SatelliteSpec.parse(uri) for uri in args.satellite]
+        satellites = [SatelliteSpec.parse(uri) for uri in settings.satellites]
+        where = ""
+        satellites += [SatelliteSpec.parse(uri) for uri in args.satellite]
     except UriError as e:
-        print(f"atlas: {e}", file=sys.stderr)
+        print(f"atlas: {where}{e}", file=sys.stderr)
         return 2
     if args.no_local_audio and not satellites:
-        print("atlas: --no-local-audio needs at least one --satellite", file=sys.stderr)
+        print("atlas: --no-local-audio needs a satellite (--satellite or config)", file=sys.stderr)
         return 2
     local_audio = not args.no_local_audio
     return asyncio.run(run_daemon(settings, load_secrets(), satellites, local_audio=local_audio))

@@ -148,6 +148,8 @@ class Settings:
     turn_taking: TurnTakingConfig = field(default_factory=TurnTakingConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
+    satellites: tuple[str, ...] = ()
+    """Wyoming satellites served as rooms: tcp://HOST:PORT[?name=...&area=...]."""
     routing_file: str = "routing.yaml"
     """Router patterns and persona lines; relative to this config file's folder."""
     router: RouterConfig = field(default_factory=RouterConfig)

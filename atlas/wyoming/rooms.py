@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import structlog
 
@@ -54,10 +55,19 @@ class SatelliteSpec:
         return f"tcp://{self.host}:{self.port}"
 
     @classmethod
-    def parse(cls, uri: str, name: str | None = None, area: str | None = None) -> SatelliteSpec:
-        endpoint = parse_uri(uri)
-        if endpoint.host is None or endpoint.port is None:
-            raise UriError(f"bad satellite {uri!r}: use tcp://HOST:PORT")
+    def parse(cls, uri: str) -> SatelliteSpec:
+        """tcp://HOST:PORT, optionally ?name=kitchen&area=Kitchen; UriError if not."""
+        base, _, query = uri.partition("?")
+        endpoint = parse_uri(base, what="satellite", unix=False)
+        assert endpoint.host is not None and endpoint.port is not None  # tcp://
+        try:
+            params = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+        except ValueError:
+            raise UriError(f"bad satellite {uri!r}: use ?name=...&area=...") from None
+        unknown = sorted(set(params) - {"name", "area"})
+        if unknown or any(len(v) != 1 or not v[0].strip() for v in params.values()):
+            raise UriError(f"bad satellite {uri!r}: only one name= and one area= may follow")
+        name, area = (params.get(k, [None])[0] for k in ("name", "area"))
         return cls(endpoint.host, endpoint.port, name, area)
 
 

@@ -36,21 +36,23 @@ class Endpoint:
         return self.host in ("127.0.0.1", "localhost", "::1") or self.host is None
 
 
-def parse_uri(uri: str) -> Endpoint:
-    """tcp://HOST:PORT or unix://PATH; anything else is a UriError."""
+def parse_uri(uri: str, what: str = "--uri", unix: bool = True) -> Endpoint:
+    """tcp://HOST:PORT (or, with `unix`, unix://PATH); anything else is a UriError
+    whose text starts with "bad `what`"."""
+    bad = f"bad {what} {uri!r}"
     try:
         parts = urlparse(uri)
         port = parts.port
     except ValueError as e:
-        raise UriError(f"bad --uri {uri!r}: {e}") from None
-    if parts.scheme == "unix":
+        raise UriError(f"{bad}: {e}") from None
+    if parts.scheme == "unix" and unix:
         if not parts.path:
-            raise UriError(f"bad --uri {uri!r}: unix:// needs a socket path")
+            raise UriError(f"{bad}: unix:// needs a socket path")
         return Endpoint(uri, None, None)
     if parts.scheme != "tcp":
-        raise UriError(f"bad --uri {uri!r}: use tcp://HOST:PORT or unix://PATH")
+        raise UriError(f"{bad}: use tcp://HOST:PORT" + (" or unix://PATH" if unix else ""))
     if not parts.hostname or port is None:
-        raise UriError(f"bad --uri {uri!r}: tcp:// needs a host and a port")
+        raise UriError(f"{bad}: tcp:// needs a host and a port")
     return Endpoint(uri, parts.hostname, port)
 
 

@@ -18,6 +18,7 @@ import yaml
 
 from atlas.settings import DEFAULT_CONFIG
 from atlas.testing.satellite import RealSatellite
+from atlas.wyoming.rooms import SatelliteSpec
 from tests.conftest import ROOT
 from tests.rooms.conftest import free_port
 
@@ -40,7 +41,10 @@ def _atlas(*args: str) -> subprocess.CompletedProcess[str]:
         (["--satellite", "http://127.0.0.1:10700"], "use tcp://"),
         (["--satellite", "tcp://kitchen"], "needs a host and a port"),
         (["--satellite", "unix:///tmp/sat.sock"], "use tcp://HOST:PORT"),
-        (["--no-local-audio"], "needs at least one --satellite"),
+        (["--no-local-audio"], "needs a satellite"),
+        (["--satellite", "tcp://127.0.0.1:10700?room=kitchen"], "only one name= and one area="),
+        (["--satellite", "tcp://127.0.0.1:10700?name="], "only one name= and one area="),
+        (["--satellite", "tcp://127.0.0.1:10700?name=a&name=b"], "only one name= and one area="),
     ],
 )
 def test_bad_satellite_arguments_are_one_line(args: list[str], problem: str) -> None:
@@ -54,15 +58,35 @@ _ATLAS = [sys.executable, "-m", "atlas.cli"]
 _CLOUD_ENV = {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "CREDENTIALS_DIRECTORY", "ATLAS_CONFIG"}
 
 
-def _config(tmp: Path) -> Path:
+def _config(tmp: Path, satellites: list[str] | None = None) -> Path:
     """The shipped config with the ledger in `tmp` and the embedded local model."""
     data: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text(encoding="utf-8"))
+    data["satellites"] = satellites or []
     data["budget"]["db_path"] = str(tmp / "ledger.sqlite3")
     data["llm"]["local"]["backend"] = "embedded"
     path = tmp / "atlas.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     shutil.copy(DEFAULT_CONFIG.parent / data.get("routing_file", "routing.yaml"), tmp)
     return path
+
+
+def test_bad_satellite_in_config_names_the_file(tmp_path: Path) -> None:
+    config = _config(tmp_path, satellites=["kitchen:10700"])
+    run = _atlas("--config", str(config), "run", "--no-local-audio")
+    assert run.returncode == 2
+    assert f"{config}: satellites: bad satellite 'kitchen:10700'" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_satellite_spec_takes_name_and_area() -> None:
+    spec = SatelliteSpec.parse("tcp://192.168.1.31:10700?name=kitchen&area=Living%20Room")
+    assert (spec.host, spec.port, spec.name, spec.area) == (
+        "192.168.1.31",
+        10700,
+        "kitchen",
+        "Living Room",
+    )
+    assert SatelliteSpec.parse("tcp://127.0.0.1:10700").name is None
 
 
 def _turns(log: Path) -> list[dict[str, object]]:
