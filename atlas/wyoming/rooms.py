@@ -27,6 +27,7 @@ from atlas.assistant import Assistant
 from atlas.conversation import Conversation
 from atlas.endofturn import TurnTakingConfig
 from atlas.home.stage import room_area
+from atlas.logs import redact_text
 from atlas.settings import AssistantConfig
 from atlas.skills.timers import timer_room
 from atlas.turn import TurnRecord
@@ -120,7 +121,12 @@ class Room:
                 delay = min(delay * 2, self._parts.retry_max_s)
                 continue
             delay = RETRY_FIRST_S
-            await self._session(link, info)
+            try:
+                await self._session(link, info)
+            except Exception as e:  # a fault in one room must never end the others
+                log.error(
+                    "room.failed", room=self.name, error=redact_text(f"{type(e).__name__}: {e}")
+                )
             log.warning("satellite.lost", room=self.name, retry_in_s=delay)
             await asyncio.sleep(delay)
 
