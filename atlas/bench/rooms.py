@@ -33,11 +33,12 @@ from atlas.logs import configure_logging
 from atlas.settings import Secrets, Settings, load_settings
 from atlas.testing.satellite import FIXTURES, RealSatellite, free_port, install_satellite
 from atlas.turn import TurnRecord
+from atlas.wyoming.link import REPLY_RATE
 from atlas.wyoming.rooms import RoomParts, SatelliteSpec, build_rooms, run_rooms
 from voice.audio import decode_audio
 from voice.sinks import NullSink, WavSink
 
-_RATE = 22050
+_RATE = REPLY_RATE
 _AUDIBLE = 0.01
 
 
@@ -79,8 +80,6 @@ async def _local_path(stack: Stack, wav: Path, end_s: float, runs: int, tmp: Pat
 async def _satellites(
     stack: Stack, python: str, n: int, wav: Path, end_s: float, runs: int, gap_s: float, tmp: Path
 ) -> dict[str, object]:
-    from atlas.wyoming.link import REPLY_RATE
-
     sats = [
         RealSatellite(
             python,
@@ -142,7 +141,6 @@ async def _satellites(
                 lost += 1
         all_ms += ms
         per_room[sat.name] = Dist.of(ms).as_dict()
-    assert REPLY_RATE == _RATE
     return {
         "rooms": n,
         "turns_expected": n * runs,
