@@ -14,6 +14,7 @@ from wyoming.server import AsyncServer
 
 from atlas.llm.router import AnswerResult, Router
 from atlas.settings import Secrets, Settings
+from atlas.skills.timers import TimerService
 from atlas.wyoming.services import Answer, Engines, ServiceHandler
 
 log = structlog.get_logger("atlas.wyoming.serve")
@@ -81,7 +82,10 @@ async def serve_wyoming(
     store = build_store(settings)
     ears = build_ears(settings, store)
     tts = build_tts(settings, store)
-    brain = await build_brain(settings, store, secrets) if handle else None
+    # Nothing here rings a timer (no speaker, no satellite): the timer skill says so
+    # instead of promising one.
+    no_timers = TimerService(standalone=True)
+    brain = await build_brain(settings, store, secrets, timers=no_timers) if handle else None
     engines = Engines(
         transcriber=ears.transcriber,
         tts=tts,
