@@ -246,6 +246,7 @@ async def build_brain(
     *,
     classifier: Classifier | None = None,
     budget: BudgetLedger | None = None,
+    timers: TimerService | None = None,
     standalone: bool = False,
 ) -> Brain:
     """`standalone`: a one-shot process (`atlas ask`) that exits after the answer, so
@@ -253,7 +254,7 @@ async def build_brain(
     t0 = time.perf_counter()
     persona = _persona(settings)
     tz, now = _tz_now(settings)
-    timers = TimerService(standalone=standalone)
+    timers = timers or TimerService(standalone=standalone)
     skills = build_skills(tz, timers)
     classifier = classifier or build_classifier(settings, store)
     budget = budget or open_budget(settings)

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from atlas import __version__, cli_brain, cli_budget, cli_eval, cli_voice
+from atlas import __version__, cli_brain, cli_budget, cli_eval, cli_rooms, cli_voice
 from atlas.llm.budget import BudgetError
 from atlas.logs import configure_logging, redact_text
 from atlas.modelstore import ModelError
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_budget.add_parsers(sub)
     cli_voice.add_parsers(sub)
     cli_eval.add_parsers(sub)
+    cli_rooms.add_parsers(sub)
     sub.add_parser("doctor", help="one screen: tiers, budget, audio devices, model files")
 
     # Everything after `bench` belongs to the benchmark's own parser (see main()).
@@ -124,6 +125,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         "say": cli_voice.cmd_say,
         "eval": cli_eval.cmd_eval,
         "doctor": _cmd_doctor,
+        "serve-wyoming": cli_rooms.cmd_serve_wyoming,
     }
     return commands[args.command](args, settings)
 

@@ -20,7 +20,19 @@ if TYPE_CHECKING:
 
 
 def add_parsers(sub: Any) -> None:
-    sub.add_parser("run", help="the daemon: microphone in, speaker out")
+    run = sub.add_parser("run", help="the daemon: microphone in, speaker out")
+    run.add_argument(
+        "--satellite",
+        action="append",
+        default=[],
+        metavar="tcp://HOST:PORT[?name=N&area=A]",
+        help="also serve this Wyoming satellite as a room (repeatable)",
+    )
+    run.add_argument(
+        "--no-local-audio",
+        action="store_true",
+        help="no microphone or speaker here: serve only the satellites",
+    )
 
     r = sub.add_parser("replay", help="the daemon's pipeline fed from an audio file")
     r.add_argument("file", type=Path, metavar="FILE")
@@ -36,8 +48,22 @@ def add_parsers(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from atlas.daemon import run_daemon
+    from atlas.wyoming.rooms import SatelliteSpec
+    from atlas.wyoming.serve import UriError
 
-    return asyncio.run(run_daemon(settings, load_secrets()))
+    where = f"{settings.source or 'config'}: satellites: "
+    try:
+        satellites = [SatelliteSpec.parse(uri) for uri in settings.satellites]
+        where = ""
+        satellites += [SatelliteSpec.parse(uri) for uri in args.satellite]
+    except UriError as e:
+        print(f"atlas: {where}{e}", file=sys.stderr)
+        return 2
+    if args.no_local_audio and not satellites:
+        print("atlas: --no-local-audio needs a satellite (--satellite or config)", file=sys.stderr)
+        return 2
+    local_audio = not args.no_local_audio
+    return asyncio.run(run_daemon(settings, load_secrets(), satellites, local_audio=local_audio))
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:

@@ -30,7 +30,7 @@ from atlas.app import Ears
 from atlas.assistant import Assistant
 from atlas.endofturn import Completeness, EndOfTurnPolicy, TurnTakingConfig, completeness
 from atlas.settings import AssistantConfig
-from atlas.skills import TimerService
+from atlas.skills.timers import TimerEvents
 from atlas.turn import Floor, TurnRecord
 from voice.audio import AudioSource
 from voice.listener import Heard
@@ -71,7 +71,7 @@ class Conversation:
         ears: Ears,
         assistant: Assistant,
         config: AssistantConfig,
-        timers: TimerService | None,
+        timers: TimerEvents | None,
         on_turn: Callable[[TurnRecord], None],
         turn_taking: TurnTakingConfig | None = None,
     ) -> None:

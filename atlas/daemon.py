@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,8 +26,11 @@ from atlas.health import DaemonHealth, MonitoredSource
 from atlas.modelstore import ModelStore
 from atlas.persona import Persona
 from atlas.settings import Secrets, Settings
+from atlas.skills.timers import TimerEvents
 from atlas.turn import TurnRecord
 from atlas.wake import WakeConfig, WakeGate
+from atlas.wyoming.announce import TimerRouter
+from atlas.wyoming.rooms import Room, RoomParts, SatelliteSpec, build_rooms, run_rooms
 from voice.audio import DecodedAudio, FileSource, MicrophoneSource, decode_audio
 from voice.errors import AudioDeviceError
 from voice.sinks import AudioSink, NullSink, SpeakerSink, WavSink
@@ -72,6 +75,7 @@ async def build_stack(
     secrets: Secrets,
     make_sink: Callable[[], AudioSink],
     on_turn: Callable[[TurnRecord], None],
+    timer_events: TimerEvents | None = None,
 ) -> Stack:
     """Everything loaded and warmed: STT, embedder, local LLM, TTS, filler cache.
 
@@ -95,7 +99,8 @@ async def build_stack(
         filler=settings.assistant.filler,
         deadlines=settings.deadlines,
     )
-    timers = brain.timers if settings.assistant.announce_timers else None
+    # `timer_events`: the local microphone's share when satellite rooms take theirs.
+    timers = (timer_events or brain.timers) if settings.assistant.announce_timers else None
     conversation = Conversation(
         ears, assistant, settings.assistant, timers, on_turn, settings.turn_taking
     )
@@ -213,30 +218,55 @@ async def _wait_for_timers(stack: Stack, conversation: Conversation) -> None:
 # ---------------------------------------------------------------------- daemon
 
 
-async def run_daemon(settings: Settings, secrets: Secrets) -> int:
-    """Serve turns from the microphone until SIGTERM/SIGINT. Returns the exit code."""
+async def run_daemon(
+    settings: Settings,
+    secrets: Secrets,
+    satellites: Sequence[SatelliteSpec] = (),
+    *,
+    local_audio: bool = True,
+) -> int:
+    """Serve turns from the microphone and/or Wyoming satellites until SIGTERM/SIGINT.
+    Returns the exit code."""
     notifier = sdnotify.Notifier.from_env()
-    mic = MicrophoneSource(settings.audio)
-    await mic.start()  # no microphone at start: AudioDeviceError -> exit 78 in the CLI
-    speaker = SpeakerSink(settings.audio)
-    await speaker.start()
-    stack = await build_stack(settings, secrets, lambda: speaker, _log_turn)
+    mic: MicrophoneSource | None = None
+    sink: AudioSink = NullSink(_REPLY_RATE)  # --no-local-audio: no sound card at all
+    if local_audio:
+        mic = MicrophoneSource(settings.audio)
+        await mic.start()  # no microphone at start: AudioDeviceError -> exit 78 in the CLI
+        speaker = SpeakerSink(settings.audio)
+        await speaker.start()
+        sink = speaker
+    # With satellites, one router hands each finished timer to the room that set it.
+    announce = settings.assistant.announce_timers and bool(satellites)
+    default_room = satellites[0].uri if mic is None and satellites else None
+    timer_router = TimerRouter(default_room) if announce else None
+    local_timers = timer_router.default if timer_router and mic is not None else None
+    stack = await build_stack(settings, secrets, lambda: sink, _log_turn, local_timers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     health = DaemonHealth(stall_s=_STALL_S)
-    listen = asyncio.create_task(_listen_forever(stack, mic, settings, health), name="listen")
-    timers = asyncio.create_task(stack.conversation.announce_timers(), name="timers")
-    health.watch("listen", listen)
-    health.watch("timers", timers)
-    tasks = [
-        listen,
-        timers,
-        asyncio.create_task(sdnotify.run(notifier, health), name="watchdog"),
-    ]
+    tasks = [asyncio.create_task(sdnotify.run(notifier, health), name="watchdog")]
+    if mic is not None:
+        listen = asyncio.create_task(_listen_forever(stack, mic, settings, health), name="listen")
+        timers = asyncio.create_task(stack.conversation.announce_timers(), name="timers")
+        health.watch("listen", listen)
+        health.watch("timers", timers)
+        tasks += [listen, timers]
+    else:
+        # No local audio path to watch: satellites come and go (each is retried).
+        health.retrying(True)
+    if satellites:
+        serving = asyncio.create_task(run_rooms(_rooms(stack, satellites, timer_router)))
+        health.watch("rooms", serving)
+        tasks.append(serving)
+    if timer_router is not None:
+        routing = asyncio.create_task(timer_router.run(stack.brain.timers), name="timer-router")
+        health.watch("timer-router", routing)
+        tasks.append(routing)
     notifier.ready("listening")
-    log.info("daemon.listening")
+    log.info("daemon.listening", local_audio=local_audio, satellites=len(satellites))
     await stop.wait()
     notifier.stopping("stopping")
     log.info("daemon.stopping")
@@ -244,10 +274,32 @@ async def run_daemon(settings: Settings, secrets: Secrets) -> int:
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    with contextlib.suppress(Exception):
-        await mic.aclose()
+    if mic is not None:
+        with contextlib.suppress(Exception):
+            await mic.aclose()
     await stack.aclose()  # closes the speaker, flushes the ledger
     return 0
+
+
+def _rooms(
+    stack: Stack, satellites: Sequence[SatelliteSpec], timers: TimerRouter | None
+) -> list[Room]:
+    """One room per satellite over the stack's shared engines."""
+    settings = stack.settings
+    parts = RoomParts(
+        ears=stack.ears,
+        vad_model=build_store(settings).resolve("silero-vad", "vad", "vad.model").path,
+        assistant=stack.assistant,
+        assistant_config=settings.assistant,
+        turn_taking=settings.turn_taking,
+        wake=settings.wake,
+        retry_max_s=settings.assistant.mic_retry_max_s,
+    )
+    return build_rooms(parts, satellites, _log_room_turn, timers)
+
+
+def _log_room_turn(room: str, record: TurnRecord) -> None:
+    log.info("turn.done", room=room, **record.as_dict())
 
 
 async def _listen_forever(

@@ -154,6 +154,8 @@ class Settings:
     deadlines: DeadlineConfig = field(default_factory=DeadlineConfig)
     bench: BenchConfig = field(default_factory=BenchConfig)
     home_assistant: HomeAssistantConfig = field(default_factory=HomeAssistantConfig)
+    satellites: tuple[str, ...] = ()
+    """Wyoming satellites served as rooms: tcp://HOST:PORT[?name=...&area=...]."""
     routing_file: str = "routing.yaml"
     """Router patterns and persona lines; relative to this config file's folder."""
     router: RouterConfig = field(default_factory=RouterConfig)

@@ -18,6 +18,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -49,6 +50,10 @@ from atlas.home.resolve import (
 )
 
 log = structlog.get_logger("atlas.home")
+
+room_area: ContextVar[str | None] = ContextVar("atlas_room_area", default=None)
+"""The area of the room whose turn is running (set by a satellite room for its tasks):
+a request that names no area means that room first ("turn on the lights")."""
 
 _SERVICE_TIMEOUT_S = 30.0
 """A started service call may take this long (a lock motor) after the reply is spoken."""
@@ -180,6 +185,10 @@ class HomeStage:
 
     async def _converse(self, client: HomeClient, t: str, kind: str) -> HomeReply | None:
         phrasings = [*brightness_rewrites(t), t] if kind == "control" else [t]
+        area = room_area.get()
+        if area and area_phrase(t) is None:
+            # This room's devices first; Home Assistant's own area matching does the rest.
+            phrasings = [f"{p} in the {area.lower()}" for p in phrasings] + phrasings
         response: Mapping[str, Any] = {}
         for phrase in phrasings:
             response = await client.converse(phrase, self._config.language)

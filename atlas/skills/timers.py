@@ -12,13 +12,19 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
 from atlas.skills.durations import duration_adjective
 
 log = structlog.get_logger("atlas.skills.timers")
+
+timer_room: ContextVar[str | None] = ContextVar("atlas_timer_room", default=None)
+"""The room whose turn is running (set by a satellite room for its tasks); a timer set
+in that turn remembers it, so it is announced where it was set."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,8 @@ class Timer:
     duration_s: float
     ends_at: float
     """On the service's clock (monotonic by default)."""
+    room: str | None = None
+    """Where it was set (None: the local microphone)."""
 
     @property
     def name(self) -> str:
@@ -52,6 +60,13 @@ class TimerFired:
     timer: Timer
     at: float
     """When it fired, on the service's clock."""
+
+
+class TimerEvents(Protocol):
+    """Where finished timers wait to be announced (the service, or one room's share)."""
+
+    @property
+    def events(self) -> asyncio.Queue[TimerFired]: ...
 
 
 class TimerLimitError(ValueError):
@@ -101,13 +116,14 @@ class TimerService:
         if len(self._timers) >= self._max_timers:
             raise TimerLimitError(f"the limit of {self._max_timers} running timers is reached")
         label = label.strip().lower() if label and label.strip() else None
-        timer = Timer(self._next_id, label, duration_s, self._clock() + duration_s)
+        end = self._clock() + duration_s
+        timer = Timer(self._next_id, label, duration_s, end, timer_room.get())
         self._next_id += 1
         self._timers[timer.id] = timer
         self._tasks[timer.id] = asyncio.get_running_loop().create_task(
             self._run(timer), name=f"timer-{timer.id}"
         )
-        log.info("timer.set", id=timer.id, label=label, duration_s=duration_s)
+        log.info("timer.set", id=timer.id, label=label, duration_s=duration_s, room=timer.room)
         return timer
 
     def list(self) -> tuple[TimerStatus, ...]:
