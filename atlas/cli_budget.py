@@ -107,6 +107,8 @@ def _show(args: argparse.Namespace, ledger: Any) -> int:
     print(f"mode      {status.mode}")
     print(f"today     ${status.spent_today:.4f} of ${status.daily_limit:.2f}")
     print(f"month     ${status.spent_month:.4f} of ${status.monthly_limit:.2f}")
+    if status.reserved_usd:
+        print(f"in flight ${status.reserved_usd:.4f} (worst case of calls not yet settled)")
     print("last 7 days:")
     for h in history:
         print(f"  {h.day.isoformat()}  ${h.cost_usd:.4f}  ({h.calls} calls)")

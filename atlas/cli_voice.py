@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from atlas.settings import Settings, load_secrets
 
 if TYPE_CHECKING:
+    from atlas.replay_progress import ReplayProgress
     from atlas.turn import TurnRecord
     from voice.audio import FileSource
 
@@ -67,6 +68,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from atlas.app import build_store
+    from atlas.replay_progress import ReplayProgress
     from voice.audio import decode_audio
 
     progress = ReplayProgress(0.0)
@@ -75,6 +78,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     try:
         audio = decode_audio(args.file, settings.file_input.max_duration_s)  # bad: fail early
         progress.duration_s = audio.duration_s
+        vad = build_store(settings).resolve("silero-vad", "vad", "vad.model")
+        progress.count_utterances(audio, settings, vad.path)
         return _replay(args, settings, progress)
     except _Stopped as e:
         signum: int = e.signum
@@ -82,6 +87,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         signum = signal.SIGINT
     finally:
         signal.signal(signal.SIGTERM, previous)
+        progress.stop_counting()
     print(f"atlas: {progress.cut_short(signum, args.out)}", file=sys.stderr)
     return 128 + signum
 
@@ -116,26 +122,6 @@ def _replay(args: argparse.Namespace, settings: Settings, progress: ReplayProgre
     if args.out:
         print(f"reply written to {args.out}", file=sys.stderr)
     return 0
-
-
-class ReplayProgress:
-    """How far a replay got: turns done and seconds of the file read."""
-
-    def __init__(self, duration_s: float) -> None:
-        self.duration_s = duration_s
-        self.turns = 0
-        self.answered = 0
-        self.source: FileSource | None = None
-
-    def cut_short(self, signum: int, out: Path | None) -> str:
-        read = self.source.position_s if self.source is not None else 0.0
-        wrote = f"; the reply so far is in {out}" if out else ""
-        return (
-            f"replay cut short by {signal.Signals(signum).name}: {self.turns} "
-            f"turn{'' if self.turns == 1 else 's'} done "
-            f"({self.answered} answered), {read:.1f} s of {self.duration_s:.1f} s of audio "
-            f"read{wrote}"
-        )
 
 
 async def _replay_until_signal(

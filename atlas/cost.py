@@ -252,7 +252,7 @@ def simulate(
     Cache tokens are priced as plain input: the voice prompts are below the minimum
     cacheable prefix, so nothing is cached (FACTS: Haiku 4.5 needs 4096 tokens).
     """
-    if not (math.isfinite(per_day) and 0 < per_day <= 100_000):
+    if not (math.isfinite(per_day) and 0 <= per_day <= 100_000):
         raise CostError(
             f"--per-day must be a number of queries between 0 and 100000, not {per_day}"
         )

@@ -128,6 +128,7 @@ def test_fuzz_the_config_loader() -> None:
             _load_expecting_one_line(path)
 
         rounds = for_seconds(BUDGET_S * 0.8, structured) + for_seconds(BUDGET_S * 0.2, raw_bytes)
+    print(f"config fuzz: {rounds} rounds of up to {ROUND.max_examples} examples")
     assert rounds >= 2
 
 
@@ -209,4 +210,5 @@ def test_fuzz_the_audio_decoder() -> None:
 
         rounds = for_seconds(BUDGET_S * 0.7, broken_files)
         rounds += for_seconds(BUDGET_S * 0.3, magic_then_junk)
+    print(f"audio fuzz: {rounds} rounds of up to {ROUND.max_examples} examples")
     assert rounds >= 2
