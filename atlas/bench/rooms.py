@@ -94,6 +94,7 @@ async def _satellites(
         for i in range(n)
     ]
     records: list[tuple[str, TurnRecord]] = []
+    wall_offset = time.time() - time.monotonic()
     try:
         for sat in sats:
             await asyncio.to_thread(sat.wait_listening)
@@ -127,6 +128,19 @@ async def _satellites(
     per_room: dict[str, object] = {}
     all_ms: list[float] = []
     lost = 0
+    # ATLAS's first answer sample (its own clock, as wall time) -> the satellite's speaker
+    # process got its first byte: the hop through the satellite, for each room's turns.
+    hop_ms: list[float] = []
+    for sat in sats:
+        written = sorted(
+            r.timestamps["first_answer_sample"] + wall_offset
+            for room, r in records
+            if room == sat.name and "first_answer_sample" in r.timestamps
+        )
+        for play in sat.playbacks():
+            before = [w for w in written if w <= play.first_byte_wall]
+            if before:
+                hop_ms.append((play.first_byte_wall - before[-1]) * 1000)
     for sat in sats:
         starts = sat.speech_starts()
         plays = sat.playbacks()
@@ -147,6 +161,7 @@ async def _satellites(
         "turns_lost": lost,
         "turns_logged": len(records),
         "all": Dist.of(all_ms).as_dict(),
+        "satellite_hop": Dist.of(hop_ms).as_dict(),
         "per_room": per_room,
         "peak_rss_mb": round(_peak_rss_mb()),
     }
@@ -187,16 +202,16 @@ def _table(report: dict[str, object]) -> str:
     lines = [
         f"voice-to-voice from the audio ({report['wav']}, {report['runs']} runs per room)",
         f"local path           p50 {local['p50']} ms  p95 {local['p95']} ms",
-        "rooms  p50 ms  p95 ms  max ms  lost  peak RSS MB   per room p50/p95",
+        "rooms  p50 ms  p95 ms  max ms  lost  hop p50  peak RSS MB   per room p50/p95",
     ]
     sats = report["satellites"]
     assert isinstance(sats, list)
     for r in sats:
         per = "  ".join(f"{k} {v['p50']}/{v['p95']}" for k, v in r["per_room"].items())
-        a = r["all"]
+        a, hop = r["all"], r["satellite_hop"]
         lines.append(
             f"{r['rooms']:5d}  {a['p50']!s:>6}  {a['p95']!s:>6}  {a['max']!s:>6}  "
-            f"{r['turns_lost']:4d}  {r['peak_rss_mb']:11d}   {per}"
+            f"{r['turns_lost']:4d}  {hop['p50']!s:>7}  {r['peak_rss_mb']:11d}   {per}"
         )
     return "\n".join(lines)
 

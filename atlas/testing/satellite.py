@@ -85,7 +85,9 @@ class RealSatellite:
         mic = shlex.join([python, *map(str, [*mic_args, delay_s, repeat, gap_s])])
         args = [python, "-m", "wyoming_satellite", "--uri", f"tcp://127.0.0.1:{port}"]
         args += ["--name", name, "--no-zeroconf", "--debug", "--mic-command", mic]
-        args += ["--snd-command", shlex.join([python, str(HERE / "record_snd.py"), str(self.snd)])]
+        # -S: no site import, so the recorder (started per playback) starts quickly.
+        snd = [python, "-S", str(HERE / "record_snd.py"), str(self.snd)]
+        args += ["--snd-command", shlex.join(snd)]
         if area:
             args += ["--area", area]
         self._log = open(self.dir / "satellite.log", "ab")  # noqa: SIM115 (closed in stop)
