@@ -310,6 +310,12 @@ SPEECH: tuple[SpeechFixture, ...] = (
         "chat",
         0.8,
     ),
+    # Two more, added after the learned router sent the joke and "say something funny"
+    # to the cloud tier (so the benchmark keeps enough local-model turns).
+    SpeechFixture(
+        "chat_youre_very_funny.wav", ("Atlas, you're very funny.",), piper(1.05), "chat", 0.8
+    ),
+    SpeechFixture("chat_im_back_home.wav", ("Atlas, I'm back home.",), piper(0.95), "chat", 0.7),
     # Device requests, replayed against the development Home Assistant (its demo home).
     SpeechFixture(
         "home_kitchen_lights_on.wav", ("Atlas, turn on the kitchen lights.",), piper(), "home", 0.7
