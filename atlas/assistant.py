@@ -42,6 +42,10 @@ class _Spoken:
     """Answer text received so far: the record's answer when the turn is cut."""
     waiting_s: float = 0.0
     """Time spent waiting for the speaker (backpressure, the person talking): not slowness."""
+    sounding: bool = False
+    """The answer's first sound, or a floor-holding filler, has been sent to the sink."""
+    holding: asyncio.Event | None = None
+    """Set once the floor-holding filler is on the sink (the answer waits for it)."""
 
     def heard_at(self, now: float) -> str:
         """The answer text a person had heard by `now` (a partly played chunk by words)."""
@@ -72,6 +76,7 @@ class Assistant:
         chunker: ChunkerConfig,
         clock: Callable[[], float] = time.monotonic,
         filler: bool = True,
+        wait_line_s: float = 0.0,
         stream_tts: bool = True,
         deadlines: DeadlineConfig | None = None,
     ) -> None:
@@ -84,6 +89,7 @@ class Assistant:
         self._chunker = chunker
         self._clock = clock
         self._filler_on = filler
+        self._wait_line_s = wait_line_s
         self._stream_tts = stream_tts
         self._turns = 0
         self._current: TurnHandle | None = None
@@ -106,6 +112,7 @@ class Assistant:
             chunker=self._chunker,
             clock=self._clock,
             filler=self._filler_on,
+            wait_line_s=self._wait_line_s,
             stream_tts=self._stream_tts,
             deadlines=self._deadlines,
         )
@@ -288,13 +295,38 @@ class Assistant:
         return self._finish(h, spoken, answer=answer, decision=decision, heard=heard)
 
     async def _speak_answer(self, h: TurnHandle, d: RouteDecision, spoken: _Spoken) -> None:
+        hold = None
         if d.wants_filler and self._filler_on:
-            filler = self._fillers.pick()
-            mark = await self._first_write(filler.audio, filler.sample_rate, "filler", spoken)
-            h.stamp("filler_first_sample", mark.first_sample_at)
-            spoken.filler = filler.text
-            self._wake.remember_played(filler.text, mark.first_sample_at, mark.end_at)
-        await self._speak_text(h, self._answer_deltas(h, d, spoken), spoken)
+            await self._say_filler(h, spoken)
+        elif self._wait_line_s > 0 and self._filler_on:
+            hold = h.spawn(self._hold_floor(h, spoken), "hold")
+        try:
+            await self._speak_text(h, self._answer_deltas(h, d, spoken), spoken)
+        finally:
+            if hold is not None:
+                hold.cancel()
+
+    async def _say_filler(self, h: TurnHandle, spoken: _Spoken) -> None:
+        filler = self._fillers.pick()
+        mark = await self._first_write(filler.audio, filler.sample_rate, "filler", spoken)
+        h.stamp("filler_first_sample", mark.first_sample_at)
+        spoken.filler = filler.text
+        self._wake.remember_played(filler.text, mark.first_sample_at, mark.end_at)
+
+    async def _hold_floor(self, h: TurnHandle, spoken: _Spoken) -> None:
+        """Nothing audible `wait_line_s` after the end of speech (a busy box, or rooms
+        served in turn): a filler holds the floor, in persona, and the answer follows."""
+        due = h.stamps.get("speech_end", self._clock()) + self._wait_line_s
+        await asyncio.sleep(max(0.0, due - self._clock()))
+        if spoken.sounding:
+            return
+        spoken.sounding = True
+        spoken.holding = asyncio.Event()
+        try:
+            log.info("turn.hold_floor", turn=h.number, after_s=self._wait_line_s)
+            await self._say_filler(h, spoken)
+        finally:
+            spoken.holding.set()
 
     async def _answer_deltas(
         self, h: TurnHandle, d: RouteDecision, spoken: _Spoken
@@ -324,6 +356,10 @@ class Assistant:
                 yield text
 
         async for piece in self._tts.stream(stamped() if self._stream_tts else whole()):
+            if not spoken.sounding:
+                spoken.sounding = True  # from here on, no filler may jump in first
+            elif spoken.holding is not None:
+                await spoken.holding.wait()  # the floor-holding filler goes first
             mark = await self._first_write(piece.audio, piece.sample_rate, "answer", spoken)
             h.stamp("first_answer_sample", mark.first_sample_at)
             spoken.pieces.append((piece.text, mark))

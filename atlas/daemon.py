@@ -97,6 +97,7 @@ async def build_stack(
         persona=persona,
         chunker=settings.chunker,
         filler=settings.assistant.filler,
+        wait_line_s=settings.assistant.wait_line_s,
         deadlines=settings.deadlines,
     )
     # `timer_events`: the local microphone's share when satellite rooms take theirs.

@@ -90,6 +90,9 @@ class AssistantConfig:
     """Start transcribing when a pause begins, so STT overlaps the end-of-turn hangover."""
     filler: bool = True
     """Say a short filler at once before a slow (cloud) answer: the Poker Face Protocol."""
+    wait_line_s: float = bounded(2.0, 0.0, 30.0)
+    """Any other answer with nothing audible this long after the end of speech (a busy
+    box, rooms served in turn) gets a filler too, then follows it; 0: never."""
     announce_timers: bool = True
     shutdown_grace_s: float = bounded(3.0, 0.0, 4.5)
     """On SIGTERM, let the current sentence finish this long (the daemon stops within 5 s)."""

@@ -150,6 +150,7 @@ async def build_rig(
     clock: Clock | None = None,
     deadlines: DeadlineConfig | None = None,
     local_client: LLMClient | None = None,
+    wait_line_s: float = 0.0,
 ) -> AsyncIterator[Rig]:
     """The assistant over fakes; `local_client` replaces the fake local server's client."""
     anthropic, local = servers
@@ -196,6 +197,7 @@ async def build_rig(
         chunker=settings.chunker,
         clock=clock,
         deadlines=deadlines,
+        wait_line_s=wait_line_s,
     )
     yield Rig(assistant, sink, clock, tts, anthropic, local, settings, breakers)
     for client in clients.values():
@@ -241,6 +243,26 @@ async def test_local_turns_have_no_filler(rig: Rig, question: str, tier: str) ->
     assert rec.filler is None and "filler_first_sample" not in rec.timestamps
     assert rec.answer and rig.labels() and set(rig.labels()) == {"answer"}
     assert not rig.anthropic.requests  # the cloud was never asked
+
+
+async def test_a_local_answer_silent_too_long_is_preceded_by_a_filler(
+    tmp_path: Path, settings: Settings, servers: tuple[FakeAnthropic, FakeOpenAI]
+) -> None:
+    """A busy box (or rooms served in turn): nothing audible `wait_line_s` after the end
+    of speech, so a filler holds the floor and the answer follows it, whole."""
+    clock = Clock(real=True)
+    async with build_rig(tmp_path, settings, servers, clock=clock, wait_line_s=0.8) as rig:
+        # The utterance ended 0.5 s before the turn starts: the filler is due 0.3 s in.
+        rig.local.enqueue(FakeLLMScript(reply="Very good, sir.", first_token_delay_s=1.5))
+        rec = await rig.turn("Atlas, turn on the lights.")
+    assert rec.tier == "local" and rec.interrupted is None
+    assert rec.filler in settings.persona.fillers
+    assert rec.answer == "Very good, sir."
+    labels = rig.labels()
+    assert labels[0] == "filler" and labels.count("filler") == 1
+    assert set(labels[1:]) == {"answer"}
+    assert_in_order(rig)
+    assert rec.timestamps["filler_first_sample"] <= rec.timestamps["first_answer_sample"]
 
 
 async def test_fillers_do_not_repeat_back_to_back(rig: Rig) -> None:
