@@ -127,13 +127,30 @@ PLANS = _words(
     "a move to another city|a road trip across the country|"
     "a vegetarian meal plan for the month|a marathon training schedule|"
     "a budget for next year|a garden renovation|a weekend in paris with kids|"
-    "the family reunion|a study timetable for my exams|a home office setup"
+    "the family reunion|a study timetable for my exams|a home office setup|"
+    "a week of packed lunches|the school holidays|christmas for twelve people|"
+    "a camping weekend|our move next month|a surprise anniversary dinner|"
+    "my mums seventieth|a couch to 5k routine|the kids activities this term|"
+    "a two week tour of italy by train|a dinner party for eight|our kitchen remodel"
+)
+# Verbs that ask for work in several steps (planning, research, analysis).
+PLAN_VERBS = _words(
+    "plan|help me plan|map out|organise|work out a plan for|put together a schedule for|"
+    "draw up a timetable for|sort out the logistics of|figure out everything for|"
+    "make me a checklist for|walk me through planning"
+)
+STUDY_VERBS = _words(
+    "research|look into|find out everything about|dig into|compare|weigh up|"
+    "do a thorough comparison of|investigate|evaluate|go through the options for|"
+    "give me a detailed breakdown of|review"
 )
 TOPICS = _words(
     "electric cars|heat pumps versus gas boilers|the best mortgage deals|"
     "solar panels for my house|index funds|which laptop to buy|schools in our area|"
     "pension options|broadband providers|energy tariffs|the best time to sell my car|"
-    "home insurance quotes"
+    "home insurance quotes|family cars|phone contracts|energy suppliers|"
+    "car insurance policies|childcare options|gyms near us|savings accounts|"
+    "used cars under ten thousand|streaming services|nurseries in our area"
 )
 
 
@@ -152,6 +169,11 @@ def _agent_other(rng: random.Random) -> tuple[str, str]:
         ("research", f"research {one.split(' ', 1)[1]} options for our house in detail"),
         ("research", f"compare {one} with {two} for our household"),
         ("planning", f"plan {plan}"),
+        ("planning", f"{_pick(rng, PLAN_VERBS)} {plan}"),
+        ("planning", f"can you {_pick(rng, PLAN_VERBS)} {plan}"),
+        ("research", f"{_pick(rng, STUDY_VERBS)} {topic}"),
+        ("research", f"could you {_pick(rng, STUDY_VERBS)} {topic} for us"),
+        ("analysis", f"break down {_c(rng, CHOICES_4)} and tell me where to cut back"),
         ("planning", f"help me plan {plan}"),
         ("planning", f"can you put together a detailed plan for {plan}"),
         ("planning", f"i need a step by step plan for {plan}"),
