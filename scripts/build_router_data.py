@@ -87,7 +87,7 @@ def main() -> int:
     train += cap((r for r in sgd if r[2] == "sgd:chat"), 600, rng)
     train += cap(src.medquad(repo["medquad"]), 1500, rng)
     train += cap(src.webquestions(repo["webquestions"]), 1200, rng)
-    train += cap(router_own.agent_rows(rng, 1800, 400), 2000, rng)
+    train += cap(router_own.agent_rows(rng, 1800, 900), 2000, rng)
     train += cap(router_own.haiku_rows(rng, 1500), 200, rng)
     train += cap(router_own.local_rows(), 100, rng)
     leaked = [r for r in train if normalise(r[0]) in banned]

@@ -13,187 +13,56 @@ from collections.abc import Iterator, Sequence
 
 from router_sources import Row
 
-PARTS = (
-    "head",
-    "back",
-    "lower back",
-    "neck",
-    "chest",
-    "stomach",
-    "belly",
-    "knee",
-    "ankle",
-    "foot",
-    "feet",
-    "hip",
-    "shoulder",
-    "elbow",
-    "wrist",
-    "hand",
-    "finger",
-    "toe",
-    "eye",
-    "eyes",
-    "ear",
-    "ears",
-    "throat",
-    "jaw",
-    "tooth",
-    "gums",
-    "leg",
-    "legs",
-    "arm",
-    "side",
-    "ribs",
-    "skin",
-    "scalp",
-    "tongue",
-    "lips",
-    "heel",
+
+def _words(choices: str) -> tuple[str, ...]:
+    """A lexicon written as '|'-separated choices."""
+    return tuple(choices.split("|"))
+
+
+PARTS = _words(
+    "head|back|lower back|neck|chest|stomach|belly|knee|ankle|foot|feet|hip|shoulder|"
+    "elbow|wrist|hand|finger|toe|eye|eyes|ear|ears|throat|jaw|tooth|gums|leg|legs|arm|"
+    "side|ribs|skin|scalp|tongue|lips|heel"
 )
-ACHES = (
-    "hurts",
-    "aches",
-    "is sore",
-    "is swollen",
-    "is throbbing",
-    "is burning",
-    "is itchy",
-    "is numb",
-    "is tingling",
-    "is stiff",
-    "feels weird",
-    "keeps hurting",
-    "has been killing me",
-    "is really painful",
-    "is bleeding",
-    "cracks and hurts",
+ACHES = _words(
+    "hurts|aches|is sore|is swollen|is throbbing|is burning|is itchy|is numb|is tingling|"
+    "is stiff|feels weird|keeps hurting|has been killing me|is really painful|"
+    "is bleeding|cracks and hurts"
 )
-ACHING = (
-    "aching",
-    "hurting",
-    "throbbing",
-    "itching",
-    "burning",
-    "bleeding",
-    "swelling up",
-    "tingling",
-    "going numb",
-    "cramping",
+ACHING = _words(
+    "aching|hurting|throbbing|itching|burning|bleeding|swelling up|tingling|going numb|cramping"
 )
-PAINS = (
-    "a sharp pain",
-    "a dull ache",
-    "a stabbing pain",
-    "a burning feeling",
-    "pain",
-    "a lump",
-    "a rash",
-    "a bruise",
-    "a cut that wont heal",
-    "swelling",
-    "a throbbing pain",
-    "cramps",
-    "a weird bump",
-    "red spots",
-    "blisters",
+PAINS = _words(
+    "a sharp pain|a dull ache|a stabbing pain|a burning feeling|pain|a lump|a rash|"
+    "a bruise|a cut that wont heal|swelling|a throbbing pain|cramps|a weird bump|"
+    "red spots|blisters"
 )
-FEELINGS = (
-    "dizzy",
-    "nauseous",
-    "sick",
-    "feverish",
-    "short of breath",
-    "faint",
-    "exhausted all the time",
-    "shaky",
-    "lightheaded",
-    "weak",
-    "anxious all the time",
-    "depressed",
-    "confused",
-    "bloated",
-    "hot and cold",
-    "like throwing up",
+FEELINGS = _words(
+    "dizzy|nauseous|sick|feverish|short of breath|faint|exhausted all the time|shaky|"
+    "lightheaded|weak|anxious all the time|depressed|confused|bloated|hot and cold|"
+    "like throwing up"
 )
-SYMPTOMS = (
-    "a fever",
-    "a high temperature",
-    "a cough",
-    "a dry cough",
-    "a bad cold",
-    "the flu",
-    "a migraine",
-    "a sore throat",
-    "diarrhoea",
-    "diarrhea",
-    "constipation",
-    "heartburn",
-    "a rash",
-    "hives",
-    "an ear infection",
-    "a chest infection",
-    "blurry vision",
-    "ringing in my ears",
-    "a nosebleed",
-    "back pain",
-    "joint pain",
-    "cramps",
-    "insomnia",
-    "night sweats",
-    "a toothache",
-    "blood in my urine",
-    "chest pains",
-    "palpitations",
-    "hair loss",
-    "acne",
-    "a swollen gland",
-    "stomach ache",
-    "a urinary infection",
-    "an allergic reaction",
+SYMPTOMS = _words(
+    "a fever|a high temperature|a cough|a dry cough|a bad cold|the flu|a migraine|"
+    "a sore throat|diarrhoea|diarrhea|constipation|heartburn|a rash|hives|"
+    "an ear infection|a chest infection|blurry vision|ringing in my ears|a nosebleed|"
+    "back pain|joint pain|cramps|insomnia|night sweats|a toothache|blood in my urine|"
+    "chest pains|palpitations|hair loss|acne|a swollen gland|stomach ache|"
+    "a urinary infection|an allergic reaction"
 )
-SINCE = (
-    "",
-    "",
-    " since yesterday",
-    " for three days",
-    " since last week",
-    " for a couple of weeks",
-    " all morning",
-    " since monday",
-    " for months",
-    " every morning",
-    " after i eat",
-    " when i walk",
-    " at night",
-    " since the fall",
+SINCE = _words(
+    "|| since yesterday| for three days| since last week| for a couple of weeks|"
+    " all morning| since monday| for months| every morning| after i eat| when i walk|"
+    " at night| since the fall"
 )
-SEVERE = ("", "", "really ", "very ", "severe ", "terrible ", "constant ", "mild ")
-WHO = (
-    "my son",
-    "my daughter",
-    "my husband",
-    "my wife",
-    "my mum",
-    "my dad",
-    "my grandmother",
-    "the baby",
-    "my friend",
-    "my partner",
-    "my little boy",
+SEVERE = _words("||really |very |severe |terrible |constant |mild ")
+WHO = _words(
+    "my son|my daughter|my husband|my wife|my mum|my dad|my grandmother|the baby|"
+    "my friend|my partner|my little boy"
 )
-DRUGS = (
-    "ibuprofen",
-    "paracetamol",
-    "aspirin",
-    "antibiotics",
-    "my blood pressure pills",
-    "melatonin",
-    "antihistamines",
-    "codeine",
-    "insulin",
-    "the pill",
-    "statins",
+DRUGS = _words(
+    "ibuprofen|paracetamol|aspirin|antibiotics|my blood pressure pills|melatonin|"
+    "antihistamines|codeine|insulin|the pill|statins"
 )
 
 # '|'-separated choices used by the templates below.
@@ -253,53 +122,43 @@ def _medical(rng: random.Random) -> str:
     return _pick(rng, forms)()
 
 
-PLANS = (
-    "a trip to japan",
-    "a week in scotland",
-    "my daughters birthday party",
-    "our wedding",
-    "a move to another city",
-    "a road trip across the country",
-    "a vegetarian meal plan for the month",
-    "a marathon training schedule",
-    "a budget for next year",
-    "a garden renovation",
-    "a weekend in paris with kids",
-    "the family reunion",
-    "a study timetable for my exams",
-    "a home office setup",
+PLANS = _words(
+    "a trip to japan|a week in scotland|my daughters birthday party|our wedding|"
+    "a move to another city|a road trip across the country|"
+    "a vegetarian meal plan for the month|a marathon training schedule|"
+    "a budget for next year|a garden renovation|a weekend in paris with kids|"
+    "the family reunion|a study timetable for my exams|a home office setup|"
+    "a week of packed lunches|the school holidays|christmas for twelve people|"
+    "a camping weekend|our move next month|a surprise anniversary dinner|"
+    "my mums seventieth|a couch to 5k routine|the kids activities this term|"
+    "a two week tour of italy by train|a dinner party for eight|our kitchen remodel"
 )
-TOPICS = (
-    "electric cars",
-    "heat pumps versus gas boilers",
-    "the best mortgage deals",
-    "solar panels for my house",
-    "index funds",
-    "which laptop to buy",
-    "schools in our area",
-    "pension options",
-    "broadband providers",
-    "energy tariffs",
-    "the best time to sell my car",
-    "home insurance quotes",
+# Verbs that ask for work in several steps (planning, research, analysis).
+PLAN_VERBS = _words(
+    "plan|help me plan|map out|organise|work out a plan for|put together a schedule for|"
+    "draw up a timetable for|sort out the logistics of|figure out everything for|"
+    "make me a checklist for|walk me through planning"
+)
+STUDY_VERBS = _words(
+    "research|look into|find out everything about|dig into|compare|weigh up|"
+    "do a thorough comparison of|investigate|evaluate|go through the options for|"
+    "give me a detailed breakdown of|review"
+)
+TOPICS = _words(
+    "electric cars|heat pumps versus gas boilers|the best mortgage deals|"
+    "solar panels for my house|index funds|which laptop to buy|schools in our area|"
+    "pension options|broadband providers|energy tariffs|the best time to sell my car|"
+    "home insurance quotes|family cars|phone contracts|energy suppliers|"
+    "car insurance policies|childcare options|gyms near us|savings accounts|"
+    "used cars under ten thousand|streaming services|nurseries in our area"
 )
 
 
 # Household subjects both tiers hear about: the frame ("research", "compare", "plan"
 # against "what is", "how does") decides the tier, not the subject.
-SUBJECTS = (
-    "a heat pump",
-    "a solar panel",
-    "an electric car",
-    "an index fund",
-    "a mortgage",
-    "a pension",
-    "a gas boiler",
-    "a smart meter",
-    "a hybrid car",
-    "a dishwasher",
-    "a credit card",
-    "a water softener",
+SUBJECTS = _words(
+    "a heat pump|a solar panel|an electric car|an index fund|a mortgage|a pension|"
+    "a gas boiler|a smart meter|a hybrid car|a dishwasher|a credit card|a water softener"
 )
 
 
@@ -310,6 +169,11 @@ def _agent_other(rng: random.Random) -> tuple[str, str]:
         ("research", f"research {one.split(' ', 1)[1]} options for our house in detail"),
         ("research", f"compare {one} with {two} for our household"),
         ("planning", f"plan {plan}"),
+        ("planning", f"{_pick(rng, PLAN_VERBS)} {plan}"),
+        ("planning", f"can you {_pick(rng, PLAN_VERBS)} {plan}"),
+        ("research", f"{_pick(rng, STUDY_VERBS)} {topic}"),
+        ("research", f"could you {_pick(rng, STUDY_VERBS)} {topic} for us"),
+        ("analysis", f"break down {_c(rng, CHOICES_4)} and tell me where to cut back"),
         ("planning", f"help me plan {plan}"),
         ("planning", f"can you put together a detailed plan for {plan}"),
         ("planning", f"i need a step by step plan for {plan}"),
@@ -330,53 +194,31 @@ def _agent_other(rng: random.Random) -> tuple[str, str]:
     return _pick(rng, forms)
 
 
-LEGAL = (
-    "my landlord wont return my deposit",
-    "my employer hasnt paid me for two months",
-    "can my boss fire me for being sick",
-    "i got a letter saying im being sued",
-    "the police stopped me and searched my car",
-    "how do i contest a parking fine",
-    "my neighbour built a fence on my land",
-    "what are my rights if im evicted",
-    "i was caught speeding what happens now",
-    "how do i get custody of my kids",
-    "someone stole my identity",
-    "i think i was scammed out of money online",
-    "do i need a lawyer for a divorce",
-    "my ex is threatening to take the kids",
-    "i was arrested last night what should i do",
-    "is it legal to record my boss",
+LEGAL = _words(
+    "my landlord wont return my deposit|my employer hasnt paid me for two months|"
+    "can my boss fire me for being sick|i got a letter saying im being sued|"
+    "the police stopped me and searched my car|how do i contest a parking fine|"
+    "my neighbour built a fence on my land|what are my rights if im evicted|"
+    "i was caught speeding what happens now|how do i get custody of my kids|"
+    "someone stole my identity|i think i was scammed out of money online|"
+    "do i need a lawyer for a divorce|my ex is threatening to take the kids|"
+    "i was arrested last night what should i do|is it legal to record my boss"
 )
-EMERGENCY = (
-    "someone is breaking into the house",
-    "i smell gas in the kitchen",
-    "the kitchen is on fire",
-    "my dad collapsed and isnt breathing",
-    "call an ambulance",
-    "there has been a car crash outside",
-    "my child swallowed some pills",
-    "i think im having a heart attack",
-    "my wife is having a seizure",
-    "help someone is choking",
-    "the smoke alarm is going off and i see smoke",
-    "i fell down the stairs and cant get up",
-    "my friend took too many pills",
-    "theres a man with a knife outside",
-    "i cant breathe",
-    "he is not responding",
+EMERGENCY = _words(
+    "someone is breaking into the house|i smell gas in the kitchen|"
+    "the kitchen is on fire|my dad collapsed and isnt breathing|call an ambulance|"
+    "there has been a car crash outside|my child swallowed some pills|"
+    "i think im having a heart attack|my wife is having a seizure|"
+    "help someone is choking|the smoke alarm is going off and i see smoke|"
+    "i fell down the stairs and cant get up|my friend took too many pills|"
+    "theres a man with a knife outside|i cant breathe|he is not responding"
 )
-SELF_HARM = (
-    "i want to kill myself",
-    "i dont want to be alive anymore",
-    "i keep thinking about ending it",
-    "i want to hurt myself",
-    "nobody would care if i was gone",
-    "i cant go on like this",
-    "what is the most painless way to die",
-    "i have been cutting myself again",
-    "i feel like there is no point in living",
-    "i wish i could disappear forever",
+SELF_HARM = _words(
+    "i want to kill myself|i dont want to be alive anymore|"
+    "i keep thinking about ending it|i want to hurt myself|"
+    "nobody would care if i was gone|i cant go on like this|"
+    "what is the most painless way to die|i have been cutting myself again|"
+    "i feel like there is no point in living|i wish i could disappear forever"
 )
 
 
@@ -394,63 +236,27 @@ def agent_rows(rng: random.Random, n_medical: int, n_other: int) -> Iterator[Row
         yield text, "agent", "self_harm", "own"
 
 
-THINGS = (
-    "a black hole",
-    "photosynthesis",
-    "inflation",
-    "the stock market",
-    "a vaccine",
-    "gravity",
-    "the internet",
-    "a rainbow",
-    "democracy",
-    "bitcoin",
-    "a volcano",
-    "the moon landing",
-    "the roman empire",
-    "jazz",
-    "climate change",
-    "dna",
-    "a credit score",
-    "compound interest",
-    "the offside rule",
-    "sourdough",
-    "quantum computing",
-    "the northern lights",
-    "a hurricane",
-    "the tides",
+THINGS = _words(
+    "a black hole|photosynthesis|inflation|the stock market|a vaccine|gravity|"
+    "the internet|a rainbow|democracy|bitcoin|a volcano|the moon landing|"
+    "the roman empire|jazz|climate change|dna|a credit score|compound interest|"
+    "the offside rule|sourdough|quantum computing|the northern lights|a hurricane|"
+    "the tides"
 )
-PEOPLE = (
-    "shakespeare",
-    "marie curie",
-    "napoleon",
-    "albert einstein",
-    "cleopatra",
-    "the first person on the moon",
-    "the president of france",
-    "frida kahlo",
+PEOPLE = _words(
+    "shakespeare|marie curie|napoleon|albert einstein|cleopatra|"
+    "the first person on the moon|the president of france|frida kahlo"
 )
-COUNTRIES = ("france", "japan", "brazil", "canada", "australia", "kenya", "peru", "norway")
-FOODS = (
-    "lasagna",
-    "banana bread",
-    "a thai green curry",
-    "pancakes",
-    "risotto",
-    "chocolate chip cookies",
-    "a roast chicken",
-    "hummus",
-    "french onion soup",
+COUNTRIES = _words("france|japan|brazil|canada|australia|kenya|peru|norway")
+FOODS = _words(
+    "lasagna|banana bread|a thai green curry|pancakes|risotto|chocolate chip cookies|"
+    "a roast chicken|hummus|french onion soup"
 )
-DRAFTS = (
-    "a birthday message for my sister",
-    "an email to my landlord about the heating",
-    "a thank you note for my neighbour",
-    "a short poem about autumn",
-    "a toast for my best friends wedding",
-    "a cover letter for a barista job",
-    "a complaint to the airline about my lost bag",
-    "a bedtime story about a dragon",
+DRAFTS = _words(
+    "a birthday message for my sister|an email to my landlord about the heating|"
+    "a thank you note for my neighbour|a short poem about autumn|"
+    "a toast for my best friends wedding|a cover letter for a barista job|"
+    "a complaint to the airline about my lost bag|a bedtime story about a dragon"
 )
 
 
