@@ -22,6 +22,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import structlog
@@ -65,6 +66,18 @@ class _Closed:
     """Only a turn meant for ATLAS is continued (others stay ignored on their own)."""
 
 
+class Listening(Protocol):
+    """Told what the conversation hears as it hears it (a satellite shows it: Wyoming's
+    voice-started, voice-stopped and transcript events). Must not block."""
+
+    def voice_started(self) -> None: ...
+
+    def voice_stopped(self) -> None: ...
+
+    def transcript(self, text: str) -> None:
+        """A turn for ATLAS was heard, before it is answered."""
+
+
 class Conversation:
     def __init__(
         self,
@@ -74,7 +87,9 @@ class Conversation:
         timers: TimerEvents | None,
         on_turn: Callable[[TurnRecord], None],
         turn_taking: TurnTakingConfig | None = None,
+        listening: Listening | None = None,
     ) -> None:
+        self._listening_to = listening
         self._ears = ears
         self._assistant = assistant
         self._config = config
@@ -159,6 +174,8 @@ class Conversation:
     async def _on_event(self, event: object, sequential: bool) -> None:
         if isinstance(event, SpeechStarted):
             self._speech_started_s = event.speech_start_s
+            if self._listening_to is not None:
+                self._listening_to.voice_started()
             self._check_continuation(event)
         elif isinstance(event, SpeechPaused):
             self._speech_started_s = None
@@ -175,6 +192,8 @@ class Conversation:
             self._drop_speculation()
         elif isinstance(event, Utterance):
             self._speech_started_s = None
+            if self._listening_to is not None:
+                self._listening_to.voice_stopped()
             await self._on_utterance(event, sequential)
 
     async def _speculate(self, audio: Samples) -> Transcript:
@@ -282,8 +301,11 @@ class Conversation:
         if not self._sequential and not self.idle:  # barge-in: the new turn replaces it
             self._assistant.interrupt("barge_in")
             await self.wait_idle()
+        addressed = self._assistant.addresses(transcript.text)
+        if addressed and self._listening_to is not None:
+            self._listening_to.transcript(transcript.text)
         self._turn = asyncio.create_task(self._handle(heard), name="turn")
-        self._closed = _Closed(u, self._turn, self._assistant.addresses(transcript.text))
+        self._closed = _Closed(u, self._turn, addressed)
         if sequential:
             await self.wait_idle()
 

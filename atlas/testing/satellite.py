@@ -25,6 +25,14 @@ FIXTURES = ROOT / "tests" / "fixtures" / "audio"
 SND_RATE = 22050
 
 
+_EVENT_HOOKS = (
+    ("--stt-start-command", "stt-start"),
+    ("--stt-stop-command", "stt-stop"),
+    ("--transcript-command", "transcript"),
+    ("--tts-start-command", "tts-start"),
+)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
@@ -88,6 +96,12 @@ class RealSatellite:
         # -S: no site import, so the recorder (started per playback) starts quickly.
         snd = [python, "-S", str(HERE / "record_snd.py"), str(self.snd)]
         args += ["--snd-command", shlex.join(snd)]
+        # Pipeline events as the satellite's own hooks see them, one line each, in order.
+        self.events = self.dir / "events"
+        for flag, name in _EVENT_HOOKS:
+            line = f"{name!r} + ' ' + sys.stdin.read().strip() + '\\n'"
+            note = f"import sys; open(sys.argv[1], 'a').write({line})"
+            args += [flag, shlex.join([python, "-S", "-c", note, str(self.events)])]
         if area:
             args += ["--area", area]
         self._log = open(self.dir / "satellite.log", "ab")  # noqa: SIM115 (closed in stop)
@@ -105,6 +119,13 @@ class RealSatellite:
                     return
             time.sleep(0.1)
         raise TimeoutError(f"satellite {self.name} is not listening on {self.port}")
+
+    def pipeline_events(self) -> list[str]:
+        """The pipeline events the satellite's hooks ran for, in order: stt-start,
+        stt-stop, transcript (with its text), tts-start."""
+        if not self.events.exists():
+            return []
+        return self.events.read_text(encoding="utf-8").splitlines()
 
     def go(self) -> None:
         self.go_file.touch()

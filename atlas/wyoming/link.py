@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import structlog
-from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
 from wyoming.event import Event
@@ -201,9 +200,6 @@ class SatelliteSink:
     async def wait_for_playout(self) -> None:
         await self._timing.wait_for_playout()
         await self._end_run()
-
-    async def send_transcript(self, text: str) -> None:
-        await self._link.send(Transcript(text=text).event())
 
     async def _end_run(self) -> bool:
         if not self._in_run:

@@ -21,6 +21,9 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import structlog
+from wyoming.asr import Transcript
+from wyoming.event import Event
+from wyoming.vad import VoiceStarted, VoiceStopped
 
 from atlas.app import Ears
 from atlas.assistant import Assistant
@@ -140,12 +143,6 @@ class Room:
         assistant = self._parts.assistant.with_sink(sink, self._wake)
 
         def on_turn(record: TurnRecord) -> None:
-            if record.addressed and record.transcript:
-                task = asyncio.get_running_loop().create_task(
-                    sink.send_transcript(record.transcript)
-                )
-                self._sends.add(task)
-                task.add_done_callback(self._sends.discard)
             self._on_turn(self.name, record)
 
         conversation = Conversation(
@@ -155,6 +152,7 @@ class Room:
             self._timers,
             on_turn,
             self._parts.turn_taking,
+            listening=_SatelliteEvents(link, self._sends),
         )
         log.info("satellite.connected", room=self.name, area=self.area, uri=self.spec.uri)
         self.connected.set()
@@ -171,6 +169,32 @@ class Room:
                 await conversation.wait_idle()
             await sink.aclose()
             await link.close()
+
+
+class _SatelliteEvents:
+    """What the room hears, told to its satellite as Home Assistant's pipeline does:
+    voice-started, voice-stopped, then the transcript before the reply's audio."""
+
+    def __init__(self, link: SatelliteLink, sends: set[asyncio.Task[None]]) -> None:
+        self._link = link
+        self._sends = sends
+
+    def voice_started(self) -> None:
+        self._send(VoiceStarted().event())
+
+    def voice_stopped(self) -> None:
+        self._send(VoiceStopped().event())
+
+    def transcript(self, text: str) -> None:
+        self._send(Transcript(text=text).event())
+
+    def _send(self, event: Event) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(event))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _deliver(self, event: Event) -> None:
+        await self._link.send(event)  # a satellite gone meanwhile: a no-op
 
 
 async def _stop_when_gone(link: SatelliteLink, assistant: Assistant) -> None:

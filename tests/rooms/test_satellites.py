@@ -136,8 +136,18 @@ async def test_one_satellite_speaks_and_hears_atlas(
         heard = await _heard(parts, sat.playbacks()[0].audio)
         answer = _words(record.answer)
         assert len(answer & _words(heard)) >= max(1, len(answer) // 2), (record.answer, heard)
-        # The transcript event reached the satellite (its debug log shows the event).
-        await until(lambda: "'transcript'" in sat.log_text(), "the transcript event", 30)
+
+        # The pipeline events reached the satellite as Home Assistant sends them: voice
+        # started and stopped, then the transcript, and only then the reply's audio.
+        def kinds() -> list[str]:
+            return [line.split(" ", 1)[0] for line in sat.pipeline_events()]
+
+        await until(lambda: "tts-start" in kinds(), "the pipeline events", 30)
+        seen = kinds()
+        assert seen.index("stt-start") < seen.index("stt-stop") < seen.index("transcript")
+        assert seen.index("transcript") < seen.index("tts-start"), seen
+        said = next(line for line in sat.pipeline_events() if line.startswith("transcript"))
+        assert "good morning" in said.lower()
     finally:
         sat.stop()
 
