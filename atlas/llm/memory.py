@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from atlas.llm.base import Message
@@ -18,13 +19,32 @@ class Exchange:
     at: float
 
 
+conversation_room: ContextVar[str] = ContextVar("conversation_room", default="")
+"""Whose conversation this is: a satellite room sets its own in its task's context, so
+a follow-up in the kitchen never continues what was said in the study."""
+
+_MAX_ROOMS = 64  # rooms remembered at once (the oldest conversation is forgotten first)
+
+
 class ConversationMemory:
-    """The last `max_turns` exchanges younger than `max_age_s`; older ones are forgotten."""
+    """The last `max_turns` exchanges younger than `max_age_s`, per room (see
+    `conversation_room`); older ones are forgotten."""
 
     def __init__(self, config: MemoryConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
         self._clock = clock
-        self._exchanges: deque[Exchange] = deque(maxlen=max(config.max_turns, 1))
+        self._rooms: OrderedDict[str, deque[Exchange]] = OrderedDict()
+
+    @property
+    def _exchanges(self) -> deque[Exchange]:
+        room = conversation_room.get()
+        exchanges = self._rooms.get(room)
+        if exchanges is None:
+            exchanges = self._rooms[room] = deque(maxlen=max(self._config.max_turns, 1))
+            while len(self._rooms) > _MAX_ROOMS:
+                self._rooms.popitem(last=False)
+        self._rooms.move_to_end(room)
+        return exchanges
 
     def add(self, user: str, assistant: str) -> None:
         if self._config.max_turns == 0 or not user.strip() or not assistant.strip():
@@ -33,8 +53,8 @@ class ConversationMemory:
         self._exchanges.append(Exchange(user.strip(), answer, self._clock()))
 
     def messages(self, max_turns: int | None = None) -> list[Message]:
-        """The remembered exchanges as alternating user/assistant messages, oldest first
-        (only the last `max_turns` of them when given)."""
+        """The remembered exchanges of this room as alternating user/assistant messages,
+        oldest first (only the last `max_turns` of them when given)."""
         horizon = self._clock() - self._config.max_age_s
         recent = [ex for ex in self._exchanges if ex.at >= horizon]
         if max_turns is not None:

@@ -30,6 +30,7 @@ from atlas.assistant import Assistant
 from atlas.conversation import Conversation
 from atlas.endofturn import TurnTakingConfig
 from atlas.home.stage import room_area
+from atlas.llm.memory import conversation_room
 from atlas.logs import redact_text
 from atlas.settings import AssistantConfig
 from atlas.skills.timers import timer_room
@@ -135,6 +136,7 @@ class Room:
 
     async def _session(self, link: SatelliteLink, info: SatelliteInfo) -> None:
         timer_room.set(self.spec.uri)  # this task's context: timers set here ring here
+        conversation_room.set(self.spec.uri)  # and a follow-up continues this room's talk
         self.name = self.spec.name or info.name
         self.area = self.spec.area or info.area
         self.sessions += 1
