@@ -286,8 +286,13 @@ def _rooms(
     stack: Stack, satellites: Sequence[SatelliteSpec], timers: TimerRouter | None
 ) -> list[Room]:
     """One room per satellite over the stack's shared engines."""
+    return build_rooms(room_parts(stack), satellites, _log_room_turn, timers)
+
+
+def room_parts(stack: Stack) -> RoomParts:
+    """What every satellite room shares: the stack's ears, voice and brain."""
     settings = stack.settings
-    parts = RoomParts(
+    return RoomParts(
         ears=stack.ears,
         vad_model=build_store(settings).resolve("silero-vad", "vad", "vad.model").path,
         assistant=stack.assistant,
@@ -296,7 +301,6 @@ def _rooms(
         wake=settings.wake,
         retry_max_s=settings.assistant.mic_retry_max_s,
     )
-    return build_rooms(parts, satellites, _log_room_turn, timers)
 
 
 def _log_room_turn(room: str, record: TurnRecord) -> None:

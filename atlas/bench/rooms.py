@@ -25,16 +25,15 @@ from pathlib import Path
 
 import soundfile as sf
 
-from atlas.app import build_store
 from atlas.bench.heard import energy_spans, first_audible
 from atlas.bench.stats import Dist
-from atlas.daemon import Stack, build_stack, serve_recording
+from atlas.daemon import Stack, build_stack, room_parts, serve_recording
 from atlas.logs import configure_logging
 from atlas.settings import Secrets, Settings, load_settings
 from atlas.testing.satellite import FIXTURES, RealSatellite, free_port, install_satellite
 from atlas.turn import TurnRecord
 from atlas.wyoming.link import REPLY_RATE
-from atlas.wyoming.rooms import RoomParts, SatelliteSpec, build_rooms, run_rooms
+from atlas.wyoming.rooms import SatelliteSpec, build_rooms, run_rooms
 from voice.audio import decode_audio
 from voice.sinks import NullSink, WavSink
 
@@ -98,15 +97,7 @@ async def _satellites(
     try:
         for sat in sats:
             await asyncio.to_thread(sat.wait_listening)
-        settings = stack.settings
-        parts = RoomParts(
-            ears=stack.ears,
-            vad_model=build_store(settings).resolve("silero-vad", "vad", "vad.model").path,
-            assistant=stack.assistant,
-            assistant_config=settings.assistant,
-            turn_taking=settings.turn_taking,
-            wake=settings.wake,
-        )
+        parts = room_parts(stack)
         specs = [SatelliteSpec("127.0.0.1", s.port) for s in sats]
         rooms = build_rooms(parts, specs, lambda room, r: records.append((room, r)))
         serving = asyncio.create_task(run_rooms(rooms))
