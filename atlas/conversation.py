@@ -30,6 +30,7 @@ import structlog
 from atlas.app import Ears
 from atlas.assistant import Assistant
 from atlas.endofturn import Completeness, EndOfTurnPolicy, TurnTakingConfig, completeness
+from atlas.heap import trim
 from atlas.settings import AssistantConfig
 from atlas.skills.timers import TimerEvents
 from atlas.turn import Floor, TurnRecord
@@ -353,6 +354,8 @@ class Conversation:
         async with self._turn_lock:
             record = await self._assistant.handle(heard, live=not self._sequential)
         self._on_turn(record)
+        # The turn is over: give its big buffers back (see atlas.heap), off the loop.
+        asyncio.get_running_loop().run_in_executor(None, trim)
 
     def _drop_speculation(self) -> None:
         if self._speculation is not None:
