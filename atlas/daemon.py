@@ -23,7 +23,6 @@ from atlas.brain import Brain, build_brain
 from atlas.conversation import Conversation
 from atlas.filler import FillerCache
 from atlas.health import DaemonHealth, MonitoredSource
-from atlas.heap import fix_mmap_threshold
 from atlas.modelstore import ModelStore
 from atlas.persona import Persona
 from atlas.settings import Secrets, Settings
@@ -82,7 +81,6 @@ async def build_stack(
 
     The sink is made last, so a recording's clock starts when ATLAS is ready."""
     t0 = time.perf_counter()
-    fix_mmap_threshold()  # a daemon runs for months: see atlas.heap (and its trim per turn)
     store = build_store(settings)
     ears = build_ears(settings, store)
     brain = await build_brain(settings, store, secrets)

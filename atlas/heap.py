@@ -4,49 +4,35 @@ glibc serves big allocations with mmap and returns them to the system on free, b
 after the first such free it raises its mmap threshold (up to 32 MiB), so later big
 buffers (Whisper's and Piper's tensors, audio arrays) come from the heap, where freed
 memory is fragmented and rarely returned. RSS then climbs with every new largest
-input. Measured in one process, Piper synthesising 120 texts of growing length with a
-Whisper transcription of a 1.6 s command after each (onnxruntime's arena off, see
-voice.tts; 2 cores, other work running):
+input. Two fixes were measured (Piper synthesising 120 texts of growing length, with a
+Whisper transcription after each, one process; onnxruntime's arena off, see voice.tts):
 
-| heap policy                                  | RSS          | Whisper p50 |
-|----------------------------------------------|--------------|-------------|
-| glibc's defaults                             | 503 -> 1014  | fastest     |
-| threshold pinned at 128 KiB                  | 346 -> 352   | 544 ms      |
-| defaults + malloc_trim after each turn       | 367 -> 378   | 398 ms      |
-| threshold pinned at 32 MiB + malloc_trim     | 340 -> 345   | 414 ms      |
-
-A low pinned threshold makes every big buffer a fresh mmap with its page faults, on the
-latency path of every turn; a 300-turn soak with the trim alone still grew 8.9% after
-turn 100. So ATLAS pins the threshold at glibc's own ceiling (which stops the dynamic
-raising) and trims once each turn is over, on a worker thread.
+* defaults: RSS 503 -> 1014 MB;
+* the mmap threshold pinned at 128 KiB: 346 -> 353 MB, but every big buffer is then a
+  fresh mmap with its page faults: Whisper took ~50% longer (331 -> 500 ms p50 on a
+  1.6 s command, quiet box), on the latency path of every turn;
+* `malloc_trim(0)` after each turn (what ATLAS does): 367 -> 394 MB, Whisper at its
+  normal speed. The trim runs once a turn is over, on a worker thread.
 """
 
 from __future__ import annotations
 
 import ctypes
+import time
 
-_M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
+import structlog
 
-
-def _malloc(name: str) -> object | None:
-    try:
-        fn: object = getattr(ctypes.CDLL("libc.so.6"), name)  # already loaded: handed back
-        return fn
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to do
-        return None
-
-
-def fix_mmap_threshold(size: int = MMAP_THRESHOLD_BYTES) -> bool:
-    """Pin glibc's mmap threshold (which also turns off its dynamic raising)."""
-    mallopt = _malloc("mallopt")
-    return bool(mallopt(_M_MMAP_THRESHOLD, size)) if callable(mallopt) else False
+log = structlog.get_logger("atlas.heap")
 
 
 def trim() -> bool:
     """Give the heap's free pages back to the system; False where that is not glibc."""
-    malloc_trim = _malloc("malloc_trim")
-    if not callable(malloc_trim):
+    try:
+        libc = ctypes.CDLL("libc.so.6")  # already loaded: dlopen just hands it back
+        malloc_trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to do
         return False
+    started = time.perf_counter()
     malloc_trim(0)
+    log.debug("heap.trimmed", ms=round((time.perf_counter() - started) * 1000, 1))
     return True

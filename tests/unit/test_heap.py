@@ -6,15 +6,10 @@ import platform
 
 import pytest
 
-from atlas.heap import fix_mmap_threshold, trim
+from atlas.heap import trim
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
 def test_glibc_trims_the_heap() -> None:
     assert trim() is True
     assert trim() is True  # again: idempotent, nothing held
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
-def test_glibc_takes_the_pinned_mmap_threshold() -> None:
-    assert fix_mmap_threshold() is True
