@@ -336,8 +336,8 @@ def _build(cls: type[Any], data: Any, prefix: str, path: Path) -> Any:
         typ = hints[name]
         if isinstance(typ, type) and is_dataclass(typ):
             values[name] = _build(typ, data[name] or {}, f"{key}.", path)
-        elif _dataclass_items(typ) is not None:
-            values[name] = _build_list(_dataclass_items(typ), data[name], key, path)
+        elif (item := _dataclass_items(typ)) is not None:
+            values[name] = _build_list(item, data[name], key, path)
         else:
             values[name] = _coerce(data[name], typ, f.metadata, key, path)
     return cls(**values)
