@@ -89,10 +89,11 @@ def build_embedder(settings: Settings, store: ModelStore) -> Embedder:
     model = store.resolve(
         settings.router.embedder_model, "sentence-transformer", "router.embedder_model"
     )
-    if settings.router.embedder_runtime == "onnx":
+    runtime = settings.router.embedder_runtime
+    if runtime in ("onnx", "onnx-int8"):
         cache = settings.project_path(settings.models.cache_dir) / "router"
         try:
-            return OnnxMiniLMEmbedder(model.path, cache)
+            return OnnxMiniLMEmbedder(model.path, cache, quantized=runtime == "onnx-int8")
         except Exception as e:  # only speed is lost: the torch encoder gives the same vectors
             log.warning("brain.onnx_embedder_unavailable", error=f"{type(e).__name__}: {e}"[:300])
     return MiniLMEmbedder(model.path)

@@ -8,6 +8,16 @@ torch. Queries are tokenised without padding (FACTS.md: padding every query to 1
 costs 32 ms instead of ~4), and mean-pooled like the sentence-transformers model, so the
 vectors equal MiniLMEmbedder's (cosine >= 0.9999) and a router model trained on either
 works with both: the two report the same `name`.
+
+The router's default runtime, `onnx-int8`, goes one step further: the exported graph's
+weights are quantised to 8-bit integers once (onnxruntime's dynamic quantisation, one
+scale per output channel, which gives the same file for the same graph) and cached with
+its own stamp. Measured on the 2-core box at load 6 over 300 dev-split queries: 1.1 ms
+p50 per query instead of 3.9 ms, vectors at cosine 0.994 on average (0.982 at worst) to
+the float model's. (One scale per tensor was as fast but only 0.97 on average, 0.91 at
+worst, and a router trained on it transferred worse between corpora.) Its vectors
+differ, so it has a name of its own: a router model trained with one runtime is refused
+by the other.
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ _PROBES = (
     "what is the capital of peru",
 )
 _MAX_TOKENS = 256
+_INT8_SUFFIX = "+onnx-int8"
+_INT8_MIN_COSINE = 0.97
+"""The quantised graph must stay this close to the float one on every probe."""
 
 
 def _sha256(path: Path) -> str:
@@ -50,15 +63,21 @@ def embedder_name(model_dir: Path) -> str:
 
 
 class OnnxMiniLMEmbedder:
-    """MiniLM on onnxruntime, one intra-op thread (one query at a time is the workload)."""
+    """MiniLM on onnxruntime, one intra-op thread (one query at a time is the workload);
+    `quantized` runs the 8-bit graph (faster, vectors of its own)."""
 
-    def __init__(self, model_dir: Path, cache_dir: Path, threads: int = 1) -> None:
+    def __init__(
+        self, model_dir: Path, cache_dir: Path, threads: int = 1, *, quantized: bool = False
+    ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         started = time.perf_counter()
         self._model_dir = model_dir
+        self._quantized = quantized
         onnx_path = cached_export(model_dir, cache_dir)
+        if quantized:
+            onnx_path = cached_quantized(model_dir, onnx_path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
@@ -74,14 +93,14 @@ class OnnxMiniLMEmbedder:
         log.info(
             "embedder.loaded",
             model=model_dir.name,
-            runtime="onnxruntime",
+            runtime="onnxruntime-int8" if quantized else "onnxruntime",
             dim=self._dim,
             load_ms=round((time.perf_counter() - started) * 1000.0, 1),
         )
 
     @property
     def name(self) -> str:
-        return embedder_name(self._model_dir)
+        return embedder_name(self._model_dir) + (_INT8_SUFFIX if self._quantized else "")
 
     @property
     def dim(self) -> int:
@@ -116,6 +135,63 @@ def cached_export(model_dir: Path, cache_dir: Path) -> Path:
     stamp = {"weights_sha256": weights, "onnx_sha256": _sha256(onnx_path)}
     stamp_path.write_text(json.dumps(stamp), encoding="utf-8")
     return onnx_path
+
+
+def cached_quantized(model_dir: Path, onnx_path: Path) -> Path:
+    """The verified 8-bit copy of an exported graph, quantising it if needed."""
+    source = _sha256(onnx_path)
+    int8_path = onnx_path.with_name(onnx_path.stem + "-int8.onnx")
+    stamp_path = int8_path.with_suffix(".json")
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+        if stamp.get("source_sha256") == source and stamp.get("onnx_sha256") == _sha256(int8_path):
+            return int8_path
+        log.warning("embedder.onnx_cache_stale", path=str(int8_path))
+    except (OSError, ValueError):
+        pass
+    _quantize(model_dir, onnx_path, int8_path)
+    stamp = {"source_sha256": source, "onnx_sha256": _sha256(int8_path)}
+    stamp_path.write_text(json.dumps(stamp), encoding="utf-8")
+    return int8_path
+
+
+def _quantize(model_dir: Path, onnx_path: Path, int8_path: Path) -> None:
+    """Dynamic 8-bit quantisation of the weights, checked against the float graph."""
+    import logging
+
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from tokenizers import Tokenizer
+
+    started = time.perf_counter()
+    fd, tmp = tempfile.mkstemp(dir=int8_path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    quiet = logging.getLogger()  # the quantiser advises "pre-processing" on the root logger
+    level = quiet.level
+    try:
+        quiet.setLevel(logging.ERROR)
+        quantize_dynamic(onnx_path, tmp, per_channel=True, weight_type=QuantType.QInt8)
+        tokenizer: Any = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        tokenizer.no_padding()
+        floats = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        ints = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+        for probe in _PROBES:
+            ids = np.array([tokenizer.encode(probe).ids], dtype=np.int64)
+            a, b = (
+                l2_normalise(s.run(None, {"ids": ids, "mask": np.ones_like(ids)})[0].mean(1))
+                for s in (floats, ints)
+            )
+            if float((a * b).sum()) < _INT8_MIN_COSINE:
+                raise ValueError("the quantised graph disagrees with the float one")
+        os.replace(tmp, int8_path)
+    finally:
+        quiet.setLevel(level)
+        Path(tmp).unlink(missing_ok=True)
+    log.info(
+        "embedder.onnx_quantized",
+        path=str(int8_path),
+        ms=round((time.perf_counter() - started) * 1000.0, 1),
+    )
 
 
 def _export(model_dir: Path, onnx_path: Path) -> None:

@@ -153,3 +153,27 @@ def test_onnx_embedder_matches_torch_and_re_exports_a_tampered_file(tmp_path: Pa
     path = cached_export(folder, tmp_path)
     path.write_bytes(b"tampered")
     assert cached_export(folder, tmp_path).stat().st_size > 1_000_000  # exported again
+
+
+@pytest.mark.slow
+def test_int8_embedder_is_close_to_the_float_one_and_has_a_name_of_its_own(
+    tmp_path: Path,
+) -> None:
+    from atlas.llm.embedder_onnx import OnnxMiniLMEmbedder, cached_export, cached_quantized
+
+    settings = load_settings(ROOT / "config" / "atlas.yaml")
+    try:
+        folder = build_store(settings).resolve("minilm-l6-v2", "sentence-transformer", "x").path
+    except ModelError as e:
+        pytest.skip(str(e))
+    floats = OnnxMiniLMEmbedder(folder, tmp_path)
+    ints = OnnxMiniLMEmbedder(folder, tmp_path, quantized=True)
+    assert ints.name != floats.name and ints.dim == floats.dim
+    texts = ["dim the hallway lights", "my ankle is swollen", "who painted the night watch"]
+    a, b = floats.embed(texts), ints.embed(texts)
+    assert ((a * b).sum(axis=1) >= 0.97).all()
+    # Meaning survives: each text is nearest to its own float vector.
+    assert ((b @ a.T).argmax(axis=1) == [0, 1, 2]).all()
+    int8 = cached_quantized(folder, cached_export(folder, tmp_path))
+    int8.write_bytes(b"tampered")
+    assert cached_quantized(folder, cached_export(folder, tmp_path)).stat().st_size > 1_000_000
