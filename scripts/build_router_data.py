@@ -4,8 +4,9 @@
 
 `--mirrors` holds git directories named owner+name/repo (or give each with its own
 option). Writes data/router/train.tsv (Home Assistant intents, Schema-Guided Dialogue,
-MedQuAD, the project's own lexicons) and data/router/eval_frozen.tsv (Snips and
-LiveQA-Med, sources never used for training). The rules mapping intents to tiers are
+MedQuAD, the project's own lexicons), data/router/eval_frozen.tsv (Snips and
+LiveQA-Med, sources never used for training) and data/router/eval_frozen2.tsv (Almond,
+NQ-open, NLU++ hotels, MeQSum: corpus families never used for training). The rules mapping intents to tiers are
 in data/router/README.md. Deterministic for a given seed and corpus commits.
 """
 
@@ -22,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import router_frozen2 as frozen2
 import router_own
 import router_sources as src
 
@@ -35,6 +37,11 @@ _REPOS = {
     "snips": "sonos+nlu-benchmark",
     "liveqa": "abachaa+LiveQA_MedicalTask_TREC2017",
     "webquestions": "brmson+dataset-factoid-webquestions",
+    # eval_frozen2.tsv only: never read for training or dev.
+    "almond": "stanford-oval+thingpedia-common-devices",
+    "nq": "google-research-datasets+natural-questions",
+    "polyai": "PolyAI-LDN+task-specific-datasets",
+    "meqsum": "abachaa+MeQSum",
 }
 
 
@@ -50,6 +57,19 @@ def cap(rows: Iterable[src.Row], per_category: int, rng: random.Random) -> list[
         rng.shuffle(keys)
         out += [by_cat[cat][k] for k in keys[:per_category]]
     return out
+
+
+def frozen_two(repo: dict[str, Path], rng: random.Random) -> list[src.Row]:
+    """The second frozen split: corpora (and corpus families) never used for training."""
+    almond = list(frozen2.almond(repo["almond"]))
+    rows = cap((r for r in almond if r[1] == "local"), 55, rng)
+    rows += cap((r for r in almond if r[1] == "haiku"), 60, rng)
+    rows += cap(frozen2.nq_open(repo["nq"]), 120, rng)
+    rows += cap(frozen2.nlupp_hotels(repo["polyai"]), 90, rng)
+    meq = list(frozen2.meqsum(repo["meqsum"]))
+    rows += cap((r for r in meq if r[2] == "medical:meqsum-message"), 150, rng)
+    rows += cap((r for r in meq if r[2] == "medical:meqsum-summary"), 75, rng)
+    return rows
 
 
 def _git_dir(path: Path) -> Path:
@@ -78,7 +98,8 @@ def main() -> int:
 
     evaluation = cap(src.snips(repo["snips"]), 150, rng)
     evaluation += cap(src.liveqa(repo["liveqa"]), 300, rng)
-    banned = {normalise(r[0]) for r in evaluation}
+    evaluation2 = frozen_two(repo, random.Random(args.seed + 2))
+    banned = {normalise(r[0]) for r in evaluation + evaluation2}
 
     train: list[src.Row] = []
     train += cap(src.home_assistant(repo["intents"], 60, rng), 60, rng)
@@ -108,7 +129,18 @@ def main() -> int:
         evaluation,
         "FROZEN evaluation set (Snips + LiveQA-Med): never train or tune on it",
     )
-    for name, rows in (("train", train), ("dev", dev), ("eval", evaluation)):
+    write(
+        args.out / "eval_frozen2.tsv",
+        evaluation2,
+        "FROZEN evaluation set 2 (Almond, NQ-open, NLU++ hotels, MeQSum): never train or "
+        "tune on it, never look at a model's errors on it",
+    )
+    for name, rows in (
+        ("train", train),
+        ("dev", dev),
+        ("eval", evaluation),
+        ("eval2", evaluation2),
+    ):
         counts: dict[str, int] = defaultdict(int)
         for r in rows:
             counts[r[1]] += 1
