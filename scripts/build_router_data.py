@@ -2,12 +2,13 @@
 
     python scripts/build_router_data.py --mirrors /path/to/mirrors
 
-`--mirrors` holds git directories named owner+name/repo (or give each with its own
-option). Writes data/router/train.tsv (Home Assistant intents, Schema-Guided Dialogue,
-MedQuAD, the project's own lexicons), data/router/eval_frozen.tsv (Snips and
-LiveQA-Med, sources never used for training) and data/router/eval_frozen2.tsv (Almond,
-NQ-open, NLU++ hotels, MeQSum: corpus families never used for training). The rules mapping intents to tiers are
-in data/router/README.md. Deterministic for a given seed and corpus commits.
+`--mirrors` holds git directories named owner+name/repo. Writes data/router/train.tsv
+and dev.tsv (Home Assistant intents, Schema-Guided Dialogue, MedQuAD, WebQuestions,
+OVOS/Mycroft skills, Banking77, the project's own lexicons), eval_frozen.tsv (Snips and
+LiveQA-Med, sources never used for training) and eval_frozen2.tsv (Almond, NQ-open,
+NLU++ hotels, MeQSum: corpus families never used for training). The rules mapping
+intents to tiers are in data/router/README.md. Deterministic for a given seed and
+corpus commits.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import router_frozen2 as frozen2
+import router_more as more
 import router_own
+import router_own_more as own_more
 import router_sources as src
 
 from atlas.llm.classifier import normalise
@@ -37,10 +40,11 @@ _REPOS = {
     "snips": "sonos+nlu-benchmark",
     "liveqa": "abachaa+LiveQA_MedicalTask_TREC2017",
     "webquestions": "brmson+dataset-factoid-webquestions",
+    "banking77": "PolyAI-LDN+task-specific-datasets",  # banking_data/ only
     # eval_frozen2.tsv only: never read for training or dev.
     "almond": "stanford-oval+thingpedia-common-devices",
     "nq": "google-research-datasets+natural-questions",
-    "polyai": "PolyAI-LDN+task-specific-datasets",
+    "nlupp": "PolyAI-LDN+task-specific-datasets",  # nlupp/ only
     "meqsum": "abachaa+MeQSum",
 }
 
@@ -65,7 +69,7 @@ def frozen_two(repo: dict[str, Path], rng: random.Random) -> list[src.Row]:
     rows = cap((r for r in almond if r[1] == "local"), 55, rng)
     rows += cap((r for r in almond if r[1] == "haiku"), 60, rng)
     rows += cap(frozen2.nq_open(repo["nq"]), 120, rng)
-    rows += cap(frozen2.nlupp_hotels(repo["polyai"]), 90, rng)
+    rows += cap(frozen2.nlupp_hotels(repo["nlupp"]), 90, rng)
     meq = list(frozen2.meqsum(repo["meqsum"]))
     rows += cap((r for r in meq if r[2] == "medical:meqsum-message"), 150, rng)
     rows += cap((r for r in meq if r[2] == "medical:meqsum-summary"), 75, rng)
@@ -94,6 +98,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "data" / "router")
     args = p.parse_args()
     repo = {k: _git_dir(args.mirrors / v / "repo") for k, v in _REPOS.items()}
+    ovos = {m: _git_dir(args.mirrors / m / "repo") for m in more.OVOS_SKILLS}
     rng = random.Random(args.seed)
 
     evaluation = cap(src.snips(repo["snips"]), 150, rng)
@@ -111,6 +116,11 @@ def main() -> int:
     train += cap(router_own.agent_rows(rng, 1800, 900), 2000, rng)
     train += cap(router_own.haiku_rows(rng, 1500), 200, rng)
     train += cap(router_own.local_rows(), 100, rng)
+    train += cap(more.ovos(ovos, 15, rng), 15, rng)
+    train += cap(more.banking77(repo["banking77"], "train"), 8, rng)
+    train += cap(own_more.command_rows(rng, 4000), 150, rng)
+    train += cap(own_more.service_rows(rng, 3000), 150, rng)
+    train += cap(own_more.symptom_rows(rng, 2000), 1200, rng)
     leaked = [r for r in train if normalise(r[0]) in banned]
     train = [r for r in train if normalise(r[0]) not in banned]
     dev = cap(src.home_assistant_tests(repo["intents"]), 20, rng)
@@ -119,6 +129,11 @@ def main() -> int:
     dev += cap((r for r in sgd_dev if r[2] == "sgd:chat"), 150, rng)
     dev += cap(router_own.agent_rows(random.Random(args.seed + 1), 300, 60), 300, rng)
     dev += cap(router_own.haiku_rows(random.Random(args.seed + 1), 300), 40, rng)
+    dev += cap(more.ovos_tests(ovos), 20, rng)
+    dev += cap(more.banking77(repo["banking77"], "test"), 2, rng)
+    dev += cap(own_more.command_rows(random.Random(args.seed + 1), 600), 40, rng)
+    dev += cap(own_more.service_rows(random.Random(args.seed + 1), 400), 30, rng)
+    dev += cap(own_more.symptom_rows(random.Random(args.seed + 1), 300), 150, rng)
     seen = {normalise(r[0]) for r in train} | banned
     dev = [r for r in dev if normalise(r[0]) not in seen]
     args.out.mkdir(parents=True, exist_ok=True)
