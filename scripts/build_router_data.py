@@ -2,11 +2,13 @@
 
     python scripts/build_router_data.py --mirrors /path/to/mirrors
 
-`--mirrors` holds git directories named owner+name/repo (or give each with its own
-option). Writes data/router/train.tsv (Home Assistant intents, Schema-Guided Dialogue,
-MedQuAD, the project's own lexicons) and data/router/eval_frozen.tsv (Snips and
-LiveQA-Med, sources never used for training). The rules mapping intents to tiers are
-in data/router/README.md. Deterministic for a given seed and corpus commits.
+`--mirrors` holds git directories named owner+name/repo. Writes data/router/train.tsv
+and dev.tsv (Home Assistant intents, Schema-Guided Dialogue, MedQuAD, WebQuestions,
+OVOS/Mycroft skills, Banking77, the project's own lexicons), eval_frozen.tsv (Snips and
+LiveQA-Med, sources never used for training) and eval_frozen2.tsv (Almond, NQ-open,
+NLU++ hotels, MeQSum: corpus families never used for training). The rules mapping
+intents to tiers are in data/router/README.md. Deterministic for a given seed and
+corpus commits.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import router_frozen2 as frozen2
+import router_more as more
 import router_own
+import router_own_more as own_more
 import router_sources as src
 
 from atlas.llm.classifier import normalise
@@ -35,6 +40,12 @@ _REPOS = {
     "snips": "sonos+nlu-benchmark",
     "liveqa": "abachaa+LiveQA_MedicalTask_TREC2017",
     "webquestions": "brmson+dataset-factoid-webquestions",
+    "banking77": "PolyAI-LDN+task-specific-datasets",  # banking_data/ only
+    # eval_frozen2.tsv only: never read for training or dev.
+    "almond": "stanford-oval+thingpedia-common-devices",
+    "nq": "google-research-datasets+natural-questions",
+    "nlupp": "PolyAI-LDN+task-specific-datasets",  # nlupp/ only
+    "meqsum": "abachaa+MeQSum",
 }
 
 
@@ -50,6 +61,19 @@ def cap(rows: Iterable[src.Row], per_category: int, rng: random.Random) -> list[
         rng.shuffle(keys)
         out += [by_cat[cat][k] for k in keys[:per_category]]
     return out
+
+
+def frozen_two(repo: dict[str, Path], rng: random.Random) -> list[src.Row]:
+    """The second frozen split: corpora (and corpus families) never used for training."""
+    almond = list(frozen2.almond(repo["almond"]))
+    rows = cap((r for r in almond if r[1] == "local"), 55, rng)
+    rows += cap((r for r in almond if r[1] == "haiku"), 60, rng)
+    rows += cap(frozen2.nq_open(repo["nq"]), 120, rng)
+    rows += cap(frozen2.nlupp_hotels(repo["nlupp"]), 90, rng)
+    meq = list(frozen2.meqsum(repo["meqsum"]))
+    rows += cap((r for r in meq if r[2] == "medical:meqsum-message"), 150, rng)
+    rows += cap((r for r in meq if r[2] == "medical:meqsum-summary"), 75, rng)
+    return rows
 
 
 def _git_dir(path: Path) -> Path:
@@ -74,11 +98,13 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=ROOT / "data" / "router")
     args = p.parse_args()
     repo = {k: _git_dir(args.mirrors / v / "repo") for k, v in _REPOS.items()}
+    ovos = {m: _git_dir(args.mirrors / m / "repo") for m in more.OVOS_SKILLS}
     rng = random.Random(args.seed)
 
     evaluation = cap(src.snips(repo["snips"]), 150, rng)
     evaluation += cap(src.liveqa(repo["liveqa"]), 300, rng)
-    banned = {normalise(r[0]) for r in evaluation}
+    evaluation2 = frozen_two(repo, random.Random(args.seed + 2))
+    banned = {normalise(r[0]) for r in evaluation + evaluation2}
 
     train: list[src.Row] = []
     train += cap(src.home_assistant(repo["intents"], 60, rng), 60, rng)
@@ -90,6 +116,11 @@ def main() -> int:
     train += cap(router_own.agent_rows(rng, 1800, 900), 2000, rng)
     train += cap(router_own.haiku_rows(rng, 1500), 200, rng)
     train += cap(router_own.local_rows(), 100, rng)
+    train += cap(more.ovos(ovos, 15, rng), 15, rng)
+    train += cap(more.banking77(repo["banking77"], "train"), 8, rng)
+    train += cap(own_more.command_rows(rng, 4000), 150, rng)
+    train += cap(own_more.service_rows(rng, 3000), 150, rng)
+    train += cap(own_more.symptom_rows(rng, 2000), 1200, rng)
     leaked = [r for r in train if normalise(r[0]) in banned]
     train = [r for r in train if normalise(r[0]) not in banned]
     dev = cap(src.home_assistant_tests(repo["intents"]), 20, rng)
@@ -98,6 +129,11 @@ def main() -> int:
     dev += cap((r for r in sgd_dev if r[2] == "sgd:chat"), 150, rng)
     dev += cap(router_own.agent_rows(random.Random(args.seed + 1), 300, 60), 300, rng)
     dev += cap(router_own.haiku_rows(random.Random(args.seed + 1), 300), 40, rng)
+    dev += cap(more.ovos_tests(ovos), 20, rng)
+    dev += cap(more.banking77(repo["banking77"], "test"), 2, rng)
+    dev += cap(own_more.command_rows(random.Random(args.seed + 1), 600), 40, rng)
+    dev += cap(own_more.service_rows(random.Random(args.seed + 1), 400), 30, rng)
+    dev += cap(own_more.symptom_rows(random.Random(args.seed + 1), 300), 150, rng)
     seen = {normalise(r[0]) for r in train} | banned
     dev = [r for r in dev if normalise(r[0]) not in seen]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -108,7 +144,18 @@ def main() -> int:
         evaluation,
         "FROZEN evaluation set (Snips + LiveQA-Med): never train or tune on it",
     )
-    for name, rows in (("train", train), ("dev", dev), ("eval", evaluation)):
+    write(
+        args.out / "eval_frozen2.tsv",
+        evaluation2,
+        "FROZEN evaluation set 2 (Almond, NQ-open, NLU++ hotels, MeQSum): never train or "
+        "tune on it, never look at a model's errors on it",
+    )
+    for name, rows in (
+        ("train", train),
+        ("dev", dev),
+        ("eval", evaluation),
+        ("eval2", evaluation2),
+    ):
         counts: dict[str, int] = defaultdict(int)
         for r in rows:
             counts[r[1]] += 1

@@ -106,14 +106,26 @@ def _rows(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-def test_frozen_evaluation_shares_no_source_and_no_utterance_with_training() -> None:
-    train, dev, frozen = _rows("train.tsv"), _rows("dev.tsv"), _rows("eval_frozen.tsv")
-    assert {r["source"] for r in frozen}.isdisjoint({r["source"] for r in train})
+@pytest.mark.parametrize("frozen_file", ["eval_frozen.tsv", "eval_frozen2.tsv"])
+def test_frozen_evaluation_shares_no_source_and_no_utterance_with_training(
+    frozen_file: str,
+) -> None:
+    train, dev, frozen = _rows("train.tsv"), _rows("dev.tsv"), _rows(frozen_file)
+    used = {r["source"] for r in train} | {r["source"] for r in dev}
+    assert {r["source"] for r in frozen}.isdisjoint(used)
     seen = {normalise(r["utterance"]) for r in train}
     assert not seen & {normalise(r["utterance"]) for r in frozen}
     assert not seen & {normalise(r["utterance"]) for r in dev}
+    assert not {normalise(r["utterance"]) for r in dev} & {
+        normalise(r["utterance"]) for r in frozen
+    }
     assert {r["tier"] for r in frozen} == {"local", "haiku", "agent"}
     assert len(train) >= 5000
+
+
+def test_the_second_frozen_split_holds_at_least_150_rows_per_tier() -> None:
+    tiers = [r["tier"] for r in _rows("eval_frozen2.tsv")]
+    assert all(tiers.count(t) >= 150 for t in ("local", "haiku", "agent"))
 
 
 @pytest.mark.slow
