@@ -43,7 +43,7 @@ def add_parsers(sub: Any) -> None:
 
 
 _MODEL = "models/router/router.npz"
-_EVAL = "data/router/eval_frozen.tsv"
+_EVAL = "data/router/eval_frozen2.tsv"
 
 
 # ----------------------------------------------------------------------------- ask
