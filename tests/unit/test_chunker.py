@@ -438,5 +438,8 @@ def test_nothing_is_lost_from_plain_text(words: list[tuple[str, str]], data: st.
     deltas = [text[a:b] for a, b in itertools.pairwise(bounds)]
     out = run(deltas)
     spoken = re.findall(r"[^\W_]+", " ".join(out))
-    assert spoken == re.findall(r"[^\W_]+", text)
+    # A text that opens with "1. " (or "0. 2. ") opens a numbered list: the markers are
+    # Markdown, not words, and are not spoken.
+    said = re.sub(r"^(?:\d{1,3}\.[ \t]+)+", "", text)
+    assert spoken == re.findall(r"[^\W_]+", said)
     assert all(len(c) <= DEFAULT.max_chars for c in out)
