@@ -146,16 +146,23 @@ def test_the_shipped_model_is_verified_and_routes_the_frozen_split() -> None:
     assert report.ece is not None and report.ece < 0.2
 
 
+@pytest.fixture
+def minilm_folder() -> Path:
+    settings = load_settings(ROOT / "config" / "atlas.yaml")
+    try:
+        return build_store(settings).resolve("minilm-l6-v2", "sentence-transformer", "x").path
+    except ModelError as e:
+        pytest.skip(str(e))
+
+
 @pytest.mark.slow
-def test_onnx_embedder_matches_torch_and_re_exports_a_tampered_file(tmp_path: Path) -> None:
+def test_onnx_embedder_matches_torch_and_re_exports_a_tampered_file(
+    tmp_path: Path, minilm_folder: Path
+) -> None:
     from atlas.llm.embedder import MiniLMEmbedder
     from atlas.llm.embedder_onnx import OnnxMiniLMEmbedder, cached_export
 
-    settings = load_settings(ROOT / "config" / "atlas.yaml")
-    try:
-        folder = build_store(settings).resolve("minilm-l6-v2", "sentence-transformer", "x").path
-    except ModelError as e:
-        pytest.skip(str(e))
+    folder = minilm_folder
     onnx = OnnxMiniLMEmbedder(folder, tmp_path)
     torch = MiniLMEmbedder(folder)
     texts = ["dim the hallway lights", "my ankle is swollen", "who painted the night watch"]
@@ -169,15 +176,11 @@ def test_onnx_embedder_matches_torch_and_re_exports_a_tampered_file(tmp_path: Pa
 
 @pytest.mark.slow
 def test_int8_embedder_is_close_to_the_float_one_and_has_a_name_of_its_own(
-    tmp_path: Path,
+    tmp_path: Path, minilm_folder: Path
 ) -> None:
     from atlas.llm.embedder_onnx import OnnxMiniLMEmbedder, cached_export, cached_quantized
 
-    settings = load_settings(ROOT / "config" / "atlas.yaml")
-    try:
-        folder = build_store(settings).resolve("minilm-l6-v2", "sentence-transformer", "x").path
-    except ModelError as e:
-        pytest.skip(str(e))
+    folder = minilm_folder
     floats = OnnxMiniLMEmbedder(folder, tmp_path)
     ints = OnnxMiniLMEmbedder(folder, tmp_path, quantized=True)
     assert ints.name != floats.name and ints.dim == floats.dim
