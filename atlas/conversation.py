@@ -93,6 +93,7 @@ class Conversation:
     ) -> None:
         self._listening_to = listening
         self._trim_heap = trim_heap
+        self._trimming: asyncio.Future[object] | None = None
         self._ears = ears
         self._assistant = assistant
         self._config = config
@@ -363,8 +364,15 @@ class Conversation:
         async with self._turn_lock:
             record = await self._assistant.handle(heard, live=live)
         self._on_turn(record)
-        asyncio.get_running_loop().run_in_executor(None, self._trim_heap)
+        self._trimming = asyncio.get_running_loop().run_in_executor(None, self._trim_heap)
         return record
+
+    async def heap_trimmed(self) -> None:
+        """Until the trim after the last answered turn is done. A daemon's next turn
+        starts seconds later anyway; a soak waits here so that it measures memory at the
+        same point after every turn."""
+        if self._trimming is not None:
+            await self._trimming
 
     def _drop_speculation(self) -> None:
         if self._speculation is not None:

@@ -3,8 +3,8 @@
 One process loads Whisper and Piper the way the daemon does (build_ears, build_tts;
 `--llama` adds the embedded SmolLM2), then runs N rounds: Piper synthesises a text
 longer than the last one (the soak's steps came with every longer answer), Whisper
-transcribes the soak's fixtures in turn, and the latency probe (a 1.6 s command) is
-transcribed once more and timed. It prints RSS every `--every` rounds and ends with one
+transcribes the soak's fixtures in turn, and the latency probe (a command) is
+transcribed first in each round and timed. It prints RSS every `--every` rounds and ends with one
 JSON line: RSS after the warm-up and at the end, growth, Whisper p50/p90 on the probe.
 
 glibc's malloc is tuned before anything else is imported (numpy starts threads on
@@ -111,12 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     rss: list[tuple[int, float]] = []
     probe_ms: list[float] = []
     for i in range(args.rounds):
+        # The probe comes first: like the next turn's Whisper, it runs right after the
+        # last round's trim (and pays for any page the trim gave back).
+        probe_ms.append(ears.transcriber.transcribe_sync(probe).stt_ms)
+        ears.transcriber.transcribe_sync(audio[i % len(audio)])
         n = 1 + i * args.max_sentences // args.rounds  # a longer answer every few rounds
         tts.synthesize(_text(n))
         if llama is not None:
             llama(i)
-        ears.transcriber.transcribe_sync(audio[i % len(audio)])
-        probe_ms.append(ears.transcriber.transcribe_sync(probe).stt_ms)
         if args.trim:
             trim()
         if i % args.every == 0 or i == args.rounds - 1:

@@ -258,5 +258,6 @@ async def _one_turn(
         with contextlib.suppress(asyncio.CancelledError):
             await barge
     rec = await turn
+    await stack.conversation.heap_trimmed()
     stack.sink.clear()  # no real-time playback: the simulated speaker starts afresh
     return SoakTurn.of(rec, name, kind, fault.name if fault else "none", started, time.monotonic())

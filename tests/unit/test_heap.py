@@ -83,7 +83,8 @@ async def test_each_answered_turn_is_reported_then_the_heap_trimmed_off_the_loop
         trim_heap=trim_heap,
     )
     record = await conversation.answer(_heard("what time is it"), live=False)
-    await asyncio.to_thread(trimmed.wait, 5.0)
+    await asyncio.wait_for(conversation.heap_trimmed(), 5.0)
+    assert trimmed.is_set()
     assert record.answer == "It is noon."
     assert assistant.live == [False]
     assert events == ["turn: what time is it", "trim"]
