@@ -4,17 +4,20 @@ One process loads Whisper and Piper the way the daemon does (build_ears, build_t
 `--llama` adds the embedded SmolLM2), then runs N rounds: Piper synthesises a text
 longer than the last one (the soak's steps came with every longer answer), Whisper
 transcribes the soak's fixtures in turn, and the latency probe (a command) is
-transcribed first in each round and timed. It prints RSS every `--every` rounds and ends with one
-JSON line: RSS after the warm-up and at the end, growth, Whisper p50/p90 on the probe.
+transcribed first in each round, right after the last round's trim, and timed. It
+prints RSS every `--every` rounds and ends with one JSON line: RSS after the warm-up
+and at the end, growth, Whisper p50/p90 on the probe after the warm-up.
 
 glibc's malloc is tuned before anything else is imported (numpy starts threads on
-import, and M_ARENA_MAX only binds arenas made after it):
+import, and M_ARENA_MAX only binds arenas made after it). The figures in atlas/heap.py
+came from these (a few minutes each on 2 busy cores):
 
-    python scripts/heap_experiment.py --rounds 120                  # glibc defaults
+    python scripts/heap_experiment.py                               # glibc defaults
     python scripts/heap_experiment.py --trim                        # malloc_trim each round
-    python scripts/heap_experiment.py --mallopt mmap_threshold=1048576 --trim
-    python scripts/heap_experiment.py --mallopt arena_max=2 --trim
+    python scripts/heap_experiment.py --mallopt arena_max=1 --trim
+    python scripts/heap_experiment.py --mallopt mmap_threshold=131072 --trim
     python scripts/heap_experiment.py --piper-process --trim        # Piper in a worker
+    python scripts/heap_experiment.py --rounds 30 --settled 6 --max-sentences 6 --trim
 
 Every setting runs in a fresh process: compare runs taken side by side on the same load.
 """
@@ -28,6 +31,12 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from atlas.modelstore import ModelStore
+    from atlas.settings import Settings
 
 _MALLOPT = {"trim_threshold": -1, "top_pad": -2, "mmap_threshold": -3, "arena_max": -8}
 
@@ -81,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mallopt", nargs="*", default=[], metavar="NAME=VALUE")
     p.add_argument("--trim", action="store_true", help="malloc_trim(0) after each round")
-    p.add_argument("--rounds", type=int, default=120)
-    p.add_argument("--settled", type=int, default=30, help="growth counted after this round")
-    p.add_argument("--every", type=int, default=10)
-    p.add_argument("--max-sentences", type=int, default=24)
+    p.add_argument("--rounds", type=int, default=48)
+    p.add_argument("--settled", type=int, default=12, help="growth counted after this round")
+    p.add_argument("--every", type=int, default=6)
+    p.add_argument("--max-sentences", type=int, default=10)
     p.add_argument("--llama", action="store_true", help="also a local-model answer per round")
     p.add_argument("--piper-process", action="store_true", help="Piper in a worker process")
     p.add_argument("--label", default="")
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         json.dumps(
             {
-                "label": args.label or " ".join(args.mallopt) + (" trim" if args.trim else ""),
+                "label": args.label or " ".join([*args.mallopt, *(["trim"] if args.trim else [])]),
                 "rss_settled_mb": round(settled, 1),
                 "rss_end_mb": round(end, 1),
                 "growth_pct": round(100 * (end / settled - 1), 1),
@@ -150,18 +159,19 @@ def main(argv: list[str] | None = None) -> int:
 class _PiperProcess:
     """Piper synthesising in a child process (stdin/stdout pipes, length-prefixed)."""
 
-    def __init__(self, settings: object) -> None:
+    def __init__(self, settings: Settings) -> None:
         import subprocess
 
         code = (
             "import sys,struct\n"
+            "out=sys.stdout.buffer; sys.stdout=sys.stderr\n"  # logs must not mix with audio
             "from atlas.app import build_store\n"
             "from atlas.daemon import build_tts\n"
             "from atlas.settings import load_settings\n"
             "s=load_settings(); t=build_tts(s, build_store(s))\n"
             "for line in sys.stdin:\n"
             "    a=t.synthesize(line.rstrip('\\n')).tobytes()\n"
-            "    sys.stdout.buffer.write(struct.pack('<Q',len(a))+a); sys.stdout.flush()\n"
+            "    out.write(struct.pack('<Q',len(a))+a); out.flush()\n"
         )
         self._proc = subprocess.Popen(
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
@@ -182,11 +192,11 @@ class _PiperProcess:
         self._proc.wait(timeout=30)
 
 
-def _llama(settings: object, store: object) -> object:
-    from atlas.llm.embedded import _open_llama
+def _llama(settings: Settings, store: ModelStore) -> Callable[[int], None]:
+    from atlas.llm.embedded import _open_llama  # the daemon's own way to open it
 
-    local = settings.llm.local  # type: ignore[attr-defined]
-    path = store.resolve(local.embedded_model, "gguf", "llm.local.embedded_model").path  # type: ignore[attr-defined]
+    local = settings.llm.local
+    path = store.resolve(local.embedded_model, "gguf", "llm.local.embedded_model").path
     llm = _open_llama(path, local)
 
     def answer(i: int) -> None:
