@@ -30,8 +30,8 @@ rises, and Whisper's buffers become a fresh mmap, page faults and all, on every
 decode (512 KiB: 1113 ms and 2 MiB: 1321 ms in runs of their own; 8 MiB: 696 ms).
 
 `atlas bench soak` answers through `Conversation.answer`, so it trims as the daemon
-does: 300 turns +2.0% after turn 100 (653 -> 667 MB), 1,000 turns +0.3% (687 -> 689
-MB, never above 698). Before it went through the conversation it never trimmed: +6.9%
+does: 300 turns +1.0% and +2.0% after turn 100 in two runs (653 -> 660 and 653 -> 667
+MB), 1,000 turns +0.3% (687 -> 689 MB, never above 698). Before it went through the conversation it never trimmed: +6.9%
 over 300 turns (838 -> 896 MB). With GLIBC_TUNABLES=glibc.malloc.arena_max=1 as well:
 300 turns +1.8% (631 -> 642 MB); one arena is shared by every engine's threads, and the
 target is met without it, so it is left to the operator.
