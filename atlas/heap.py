@@ -31,10 +31,18 @@ decode (512 KiB: 1113 ms and 2 MiB: 1321 ms in runs of their own; 8 MiB: 696 ms)
 
 `atlas bench soak` answers through `Conversation.answer`, so it trims as the daemon
 does: 300 turns +1.0% and +2.0% after turn 100 in two runs (653 -> 660 and 653 -> 667
-MB), 1,000 turns +0.3% (687 -> 689 MB, never above 698). Before it went through the conversation it never trimmed: +6.9%
-over 300 turns (838 -> 896 MB). With GLIBC_TUNABLES=glibc.malloc.arena_max=1 as well:
-300 turns +1.8% (631 -> 642 MB); one arena is shared by every engine's threads, and the
-target is met without it, so it is left to the operator.
+MB), 1,000 turns +0.3% (687 -> 689 MB, never above 698). Before it went through the
+conversation it never trimmed: +6.9% over 300 turns (838 -> 896 MB). With
+GLIBC_TUNABLES=glibc.malloc.arena_max=1 as well: 300 turns +1.8% (631 -> 642 MB); one
+arena is shared by every engine's threads, and the target is met without it, so it is
+left to the operator.
+
+What the trim cannot give back is memory still in use. The soak's last steps come when
+the local model first meets a longer context (in a 300-turn soak, after the refused
+key sends the cloud questions to it): llama.cpp's context buffers are one 186 MB
+mapping whose pages become resident as positions are first used (SmolLM2, n_ctx 2048:
+45 MB resident after a 20-word prompt, 70 MB after a 1,000-word one). Bounded by
+`llm.local.n_ctx`, not a leak.
 """
 
 from __future__ import annotations
