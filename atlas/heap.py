@@ -37,12 +37,13 @@ GLIBC_TUNABLES=glibc.malloc.arena_max=1 as well: 300 turns +1.8% (631 -> 642 MB)
 arena is shared by every engine's threads, and the target is met without it, so it is
 left to the operator.
 
-What the trim cannot give back is memory still in use. The soak's last steps come when
-the local model first meets a longer context (in a 300-turn soak, after the refused
-key sends the cloud questions to it): llama.cpp's context buffers are one 186 MB
-mapping whose pages become resident as positions are first used (SmolLM2, n_ctx 2048:
-45 MB resident after a 20-word prompt, 70 MB after a 1,000-word one). Bounded by
-`llm.local.n_ctx`, not a leak.
+What the trim cannot give back is memory still in use. Runs vary: two more 300-turn
+soaks of the same code grew +3.4% (659 -> 682 MB) and, merged with the int8 router
+embedder, +4.2% (624 -> 650 MB), mostly in steps late in the run. Those steps are not
+llama.cpp's context buffers (one 186 MB mapping whose pages become resident as longer
+contexts are first used: 45 -> 70 MB from a 20- to a 1,000-word prompt when measured
+alone) - in a soak that mapping stayed at 48-49 MB resident throughout - and where they
+come from is not known yet.
 """
 
 from __future__ import annotations
