@@ -37,13 +37,17 @@ GLIBC_TUNABLES=glibc.malloc.arena_max=1 as well: 300 turns +1.8% (631 -> 642 MB)
 arena is shared by every engine's threads, and the target is met without it, so it is
 left to the operator.
 
-What the trim cannot give back is memory still in use. Runs vary: two more 300-turn
-soaks of the same code grew +3.4% (659 -> 682 MB) and, merged with the int8 router
-embedder, +4.2% (624 -> 650 MB), mostly in steps late in the run. Those steps are not
-llama.cpp's context buffers (one 186 MB mapping whose pages become resident as longer
-contexts are first used: 45 -> 70 MB from a 20- to a 1,000-word prompt when measured
-alone) - in a soak that mapping stayed at 48-49 MB resident throughout - and where they
-come from is not known yet.
+What the trim cannot give back is memory still in use (or pages partly in use). Runs
+vary: four more 300-turn soaks of the same code grew +3.4% (659 -> 682 MB), +1.8% (658
+-> 670 MB; 690 at turn 250), merged with the int8 router embedder +4.2% (624 -> 650
+MB), and with a gc.collect() before each trim (an experiment, not adopted) +6.1%: flat
+at 668-669 MB up to turn 250, then 709 MB. The steps come in the last 42 turns of a
+run, after the refused key sends every cloud question to the local model; a 1,000-turn
+soak meets that phase after its RSS has settled higher and showed no step there. They
+are not llama.cpp's context buffers (one 186 MB mapping whose pages become resident as
+longer contexts are first used: 45 -> 70 MB from a 20- to a 1,000-word prompt when
+measured alone; 48-49 MB resident throughout a soak), nor file pages (176 MB
+throughout); what they are is not known yet.
 """
 
 from __future__ import annotations
