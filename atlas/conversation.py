@@ -89,8 +89,11 @@ class Conversation:
         on_turn: Callable[[TurnRecord], None],
         turn_taking: TurnTakingConfig | None = None,
         listening: Listening | None = None,
+        trim_heap: Callable[[], object] = trim,
     ) -> None:
         self._listening_to = listening
+        self._trim_heap = trim_heap
+        self._trimming: asyncio.Future[object] | None = None
         self._ears = ears
         self._assistant = assistant
         self._config = config
@@ -351,11 +354,25 @@ class Conversation:
         return transcript
 
     async def _handle(self, heard: Heard) -> None:
+        await self.answer(heard, live=not self._sequential)
+
+    async def answer(self, heard: Heard, *, live: bool = True) -> TurnRecord:
+        """One heard utterance answered the way every daemon turn is: under the turn lock,
+        reported to `on_turn`, then the heap trimmed (atlas.heap) on a worker thread, so
+        the loop never waits for it. `atlas bench soak` calls this too: a soak that went
+        round it would measure memory the daemon never has."""
         async with self._turn_lock:
-            record = await self._assistant.handle(heard, live=not self._sequential)
+            record = await self._assistant.handle(heard, live=live)
         self._on_turn(record)
-        # The turn is over: give its big buffers back (see atlas.heap), off the loop.
-        asyncio.get_running_loop().run_in_executor(None, trim)
+        self._trimming = asyncio.get_running_loop().run_in_executor(None, self._trim_heap)
+        return record
+
+    async def heap_trimmed(self) -> None:
+        """Until the trim after the last answered turn is done. A daemon's next turn
+        starts seconds later anyway; a soak waits here so that it measures memory at the
+        same point after every turn."""
+        if self._trimming is not None:
+            await self._trimming
 
     def _drop_speculation(self) -> None:
         if self._speculation is not None:

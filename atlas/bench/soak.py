@@ -213,12 +213,11 @@ async def run_soak(
     audio: dict[str, Samples] = {
         name: decode_audio(FIXTURES / name).samples for name, _ in UTTERANCES
     }
-    records: list[TurnRecord] = []
     with FakeAnthropic() as fake, tempfile.TemporaryDirectory(prefix="atlas-soak-") as tmp:
         cfg = soak_settings(settings, fake.base_url, Path(tmp) / "ledger.sqlite3")
         port = int(fake.base_url.rsplit(":", 1)[1].split("/")[0])
         stack = await build_stack(
-            cfg, Secrets(FAKE_KEY), lambda: NullSink(22050, realtime=False), records.append
+            cfg, Secrets(FAKE_KEY), lambda: NullSink(22050, realtime=False), _forget
         )
         report = SoakReport(window=window, settled_after=settled_after)
         try:
@@ -237,6 +236,10 @@ async def run_soak(
     return report
 
 
+def _forget(record: TurnRecord) -> None:
+    """The soak keeps its own small per-turn summary (SoakTurn), not every record."""
+
+
 async def _one_turn(
     stack: Stack, audio: Samples, name: str, kind: str, fault: Fault | None
 ) -> SoakTurn:
@@ -245,7 +248,8 @@ async def _one_turn(
     end = len(audio) / 16000
     u = Utterance(audio, 0.0, 0.0, end, end, started)
     heard = Heard(u, transcript, time.monotonic())
-    turn = asyncio.create_task(stack.assistant.handle(heard, live=False))
+    # The daemon's own per-turn path (the turn lock, then the heap trim: atlas.heap).
+    turn = asyncio.create_task(stack.conversation.answer(heard, live=False))
     await asyncio.sleep(0)  # the turn starts (and forgets the last turn's audible time)
     if fault is not None and fault.barge_in:
         barge = asyncio.create_task(_interrupt_when_audible(stack.assistant))
@@ -254,5 +258,6 @@ async def _one_turn(
         with contextlib.suppress(asyncio.CancelledError):
             await barge
     rec = await turn
+    await stack.conversation.heap_trimmed()
     stack.sink.clear()  # no real-time playback: the simulated speaker starts afresh
     return SoakTurn.of(rec, name, kind, fault.name if fault else "none", started, time.monotonic())
