@@ -30,7 +30,8 @@ from atlas.bench.stats import Dist
 from atlas.daemon import Stack, build_stack, room_parts, serve_recording
 from atlas.logs import configure_logging
 from atlas.settings import Secrets, Settings, load_settings
-from atlas.testing.satellite import FIXTURES, RealSatellite, free_port, install_satellite
+from atlas.testing.satellite import FIXTURES, RealSatellite, install_satellite
+from atlas.testing.serving import free_port
 from atlas.turn import TurnRecord
 from atlas.wyoming.link import REPLY_RATE
 from atlas.wyoming.rooms import SatelliteSpec, build_rooms, run_rooms

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from atlas.settings import PROJECT_ROOT
+from atlas.testing.serving import free_port
 
 SERVER_EXTRAS = ("fastapi", "uvicorn", "sse_starlette", "starlette_context", "pydantic_settings")
 
@@ -42,13 +42,6 @@ class LlamaServerError(RuntimeError):
 def missing_extras() -> list[str]:
     """Modules of llama-cpp-python[server] that are not installed."""
     return [m for m in (*SERVER_EXTRAS, "llama_cpp") if importlib.util.find_spec(m) is None]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @contextlib.contextmanager

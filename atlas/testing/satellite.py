@@ -33,14 +33,6 @@ _EVENT_HOOKS = (
 )
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def install_satellite() -> tuple[str | None, str]:
     """(python of the satellite's venv, or None; why not)."""
     try:

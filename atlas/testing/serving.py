@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from http.server import ThreadingHTTPServer
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (nothing listens there: a closed port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 class ServingThread:

@@ -10,7 +10,6 @@ answer, nothing raised, the ledger consistent with what was billed.
 from __future__ import annotations
 
 import contextlib
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from atlas.settings import Settings, SettingsError, load_secrets, load_settings
 from atlas.skills import TimerService, build_skills
 from atlas.testing.fake_anthropic import FakeAnthropic, FakeScript
 from atlas.testing.fake_openai import FakeLLMScript, FakeLLMServer
+from atlas.testing.serving import free_port as closed_port
 
 ANTH_KEY = "sk-ant-test-PROVIDERS-0123456789"
 GROQ_KEY = "gsk-test-PROVIDERS-9876543210"
@@ -77,24 +77,6 @@ def groq(base_url: str, **over: object) -> CloudProviderConfig:
     }
     values.update(over)
     return CloudProviderConfig(**values)  # type: ignore[arg-type]
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return load_settings()
-
-
-@pytest.fixture
-def anth() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,11 +41,12 @@ from atlas.llm.local import OpenAICompatClient
 from atlas.llm.memory import ConversationMemory
 from atlas.llm.router import AnswerItem, AnswerResult, Router
 from atlas.persona import Persona
-from atlas.settings import Settings, load_settings
+from atlas.settings import Settings
 from atlas.skills import ClockSkill, TimerService, build_skills
 from atlas.skills.tools import skill_tools
 from atlas.testing.fake_anthropic import FakeAnthropic, FakeScript, FakeToolUse, split_deltas
 from atlas.testing.fake_openai import FakeLLMScript, FakeLLMServer
+from atlas.testing.serving import free_port as closed_port
 from tests.unit.routing_fakes import HashedBagOfWords
 
 KEY = "sk-ant-test-ROUTER-0123456789"
@@ -73,28 +73,10 @@ AGENT = CloudTierConfig(
 PRICES = {"haiku": Price(1.0, 5.0), "agent": Price(3.0, 15.0)}
 
 
-@pytest.fixture(scope="module")
-def settings() -> Settings:
-    return load_settings()
-
-
-@pytest.fixture
-def anth() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
-
-
 @pytest.fixture
 def local() -> Iterator[FakeLLMServer]:
     with FakeLLMServer(default=FakeLLMScript(reply=LOCAL_REPLY)) as server:
         yield server
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @dataclass

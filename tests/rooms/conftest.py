@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from atlas.testing.satellite import free_port, install_satellite
+from atlas.testing.satellite import install_satellite
+from atlas.testing.serving import free_port
 from tests.replay.conftest import anthropic, parts
 
 __all__ = ["anthropic", "free_port", "parts", "satellite_python"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -13,6 +12,7 @@ from atlas.llm.base import ErrorKind, LLMClient, LLMError, LLMResponse, Message,
 from atlas.llm.config import LocalLLMConfig
 from atlas.llm.local import OllamaClient, OpenAICompatClient, parse_keep_alive
 from atlas.testing.fake_openai import FakeLLMScript, FakeLLMServer, FakeOllama, FakeOpenAI
+from atlas.testing.serving import free_port as closed_port
 
 ASK = [Message("user", "What time is it in Lisbon?")]
 SYSTEM = "You are Atlas."
@@ -38,13 +38,6 @@ def openai_client(fake: FakeLLMServer, **over: object) -> OpenAICompatClient:
     return OpenAICompatClient(
         config(fake, **over), base_url=fake.openai_base_url, model="smollm2", backend_label="openai"
     )
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 async def drain(client: LLMClient) -> tuple[list[str], LLMResponse]:
