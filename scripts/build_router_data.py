@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import router_frozen2 as frozen2
+import router_frozen3 as frozen3
 import router_more as more
 import router_own
 import router_own_more as own_more
@@ -46,6 +47,12 @@ _REPOS = {
     "nq": "google-research-datasets+natural-questions",
     "nlupp": "PolyAI-LDN+task-specific-datasets",  # nlupp/ only
     "meqsum": "abachaa+MeQSum",
+    # eval_frozen3.tsv only: never read for training or dev.
+    "rasa_demo": "RasaHQ+rasa-demo",
+    "rasa_masterclass": "RasaHQ+rasa-masterclass",
+    "leon": "leon-ai+leon",
+    "covid_q": "JerryWeiAI+COVID-Q",
+    "k_qa": "Itaymanes+K-QA",
 }
 
 
@@ -74,6 +81,31 @@ def frozen_two(repo: dict[str, Path], rng: random.Random) -> list[src.Row]:
     rows += cap((r for r in meq if r[2] == "medical:meqsum-message"), 150, rng)
     rows += cap((r for r in meq if r[2] == "medical:meqsum-summary"), 75, rng)
     return rows
+
+
+def frozen_three(repo: dict[str, Path], rng: random.Random, seen: set[str]) -> list[src.Row]:
+    """The third frozen split: corpora (and corpus families) never used for training.
+
+    Built after train/dev and leaves them alone: a row equal (after normalising) to a
+    train, dev or earlier frozen row is dropped from this split instead, before sampling.
+    """
+
+    def fresh(rows: Iterable[src.Row]) -> list[src.Row]:
+        return [r for r in rows if normalise(r[0]) not in seen]
+
+    rasa = fresh(frozen3.rasa_demo(repo["rasa_demo"]))
+    rows = cap((r for r in rasa if r[1] == "local"), 10, rng)
+    rows += cap((r for r in rasa if r[1] == "haiku"), 6, rng)
+    rows += cap(fresh(frozen3.rasa_masterclass(repo["rasa_masterclass"])), 8, rng)
+    rows += cap(fresh(frozen3.leon(repo["leon"])), 6, rng)
+    covid = fresh(frozen3.covid_q(repo["covid_q"]))
+    rows += cap((r for r in covid if r[1] == "agent"), 17, rng)
+    rows += cap((r for r in covid if r[1] == "haiku"), 20, rng)
+    rows += cap(fresh(frozen3.k_qa(repo["k_qa"])), 150, rng)
+    out: dict[str, src.Row] = {}
+    for row in rows:  # one row per utterance across the split (the first category wins)
+        out.setdefault(normalise(row[0]), row)
+    return list(out.values())
 
 
 def _git_dir(path: Path) -> Path:
@@ -136,6 +168,9 @@ def main() -> int:
     dev += cap(own_more.symptom_rows(random.Random(args.seed + 1), 300), 150, rng)
     seen = {normalise(r[0]) for r in train} | banned
     dev = [r for r in dev if normalise(r[0]) not in seen]
+    evaluation3 = frozen_three(
+        repo, random.Random(args.seed + 3), seen | {normalise(r[0]) for r in dev}
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     write(args.out / "dev.tsv", dev, "development set (never trained on; thresholds are set here)")
     write(args.out / "train.tsv", train, "ATLAS router training set: see README.md")
@@ -150,11 +185,18 @@ def main() -> int:
         "FROZEN evaluation set 2 (Almond, NQ-open, NLU++ hotels, MeQSum): never train or "
         "tune on it, never look at a model's errors on it",
     )
+    write(
+        args.out / "eval_frozen3.tsv",
+        evaluation3,
+        "FROZEN evaluation set 3 (Rasa demo and masterclass, Leon, COVID-Q, K-QA): never "
+        "train or tune on it, never look at a model's errors on it",
+    )
     for name, rows in (
         ("train", train),
         ("dev", dev),
         ("eval", evaluation),
         ("eval2", evaluation2),
+        ("eval3", evaluation3),
     ):
         counts: dict[str, int] = defaultdict(int)
         for r in rows:

@@ -106,7 +106,7 @@ def _rows(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-@pytest.mark.parametrize("frozen_file", ["eval_frozen.tsv", "eval_frozen2.tsv"])
+@pytest.mark.parametrize("frozen_file", ["eval_frozen.tsv", "eval_frozen2.tsv", "eval_frozen3.tsv"])
 def test_frozen_evaluation_shares_no_source_and_no_utterance_with_training(
     frozen_file: str,
 ) -> None:
@@ -126,6 +126,17 @@ def test_frozen_evaluation_shares_no_source_and_no_utterance_with_training(
 def test_the_second_frozen_split_holds_at_least_150_rows_per_tier() -> None:
     tiers = [r["tier"] for r in _rows("eval_frozen2.tsv")]
     assert all(tiers.count(t) >= 150 for t in ("local", "haiku", "agent"))
+
+
+def test_the_third_frozen_split_holds_200_rows_per_tier_and_nothing_of_the_earlier_ones() -> None:
+    frozen3 = _rows("eval_frozen3.tsv")
+    tiers = [r["tier"] for r in frozen3]
+    assert all(tiers.count(t) >= 200 for t in ("local", "haiku", "agent"))
+    texts = [normalise(r["utterance"]) for r in frozen3]
+    assert len(set(texts)) == len(texts)
+    earlier = _rows("eval_frozen.tsv") + _rows("eval_frozen2.tsv")
+    assert {r["source"] for r in frozen3}.isdisjoint({r["source"] for r in earlier})
+    assert not set(texts) & {normalise(r["utterance"]) for r in earlier}
 
 
 @pytest.mark.slow
