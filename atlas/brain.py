@@ -17,6 +17,7 @@ from atlas.home.config import HomeConnection, connect
 from atlas.home.stage import HomeStage
 from atlas.home.tools import home_tools
 from atlas.honesty import CapabilityGate, RequestStage
+from atlas.llm.adapter import Adapter
 from atlas.llm.agent import AgentRunner
 from atlas.llm.anthropic import AnthropicClient
 from atlas.llm.base import CLOUD_TIERS, LLMClient, Price, Tier
@@ -70,8 +71,13 @@ class Brain:
 
 def build_classifier(settings: Settings, store: ModelStore) -> Classifier:
     """The routing cascade with its embedder and model or prototypes (no LLM needed)."""
-    embedder = build_embedder(settings, store)
-    learned = load_router_model(settings, embedder)
+    learned = read_router_model(settings)
+    adapter = learned.adapter if learned else None
+    embedder = build_embedder(settings, store, adapter)
+    if learned is not None and not _fits(learned, embedder):
+        learned = None
+        if adapter is not None:  # the cascade's prototypes want the plain vectors
+            embedder = build_embedder(settings, store)
     prototypes = (
         [] if learned else load_prototypes(settings.project_path(settings.router.prototypes))
     )
@@ -84,8 +90,11 @@ def build_classifier(settings: Settings, store: ModelStore) -> Classifier:
     )
 
 
-def build_embedder(settings: Settings, store: ModelStore) -> Embedder:
-    """MiniLM on onnxruntime (exported once into the model cache), else through torch."""
+def build_embedder(
+    settings: Settings, store: ModelStore, adapter: Adapter | None = None
+) -> Embedder:
+    """MiniLM (with the router model's adapter merged, if any) on onnxruntime, exported
+    once into the model cache, else through torch."""
     model = store.resolve(
         settings.router.embedder_model, "sentence-transformer", "router.embedder_model"
     )
@@ -93,30 +102,36 @@ def build_embedder(settings: Settings, store: ModelStore) -> Embedder:
     if runtime in ("onnx", "onnx-int8"):
         cache = settings.project_path(settings.models.cache_dir) / "router"
         try:
-            return OnnxMiniLMEmbedder(model.path, cache, quantized=runtime == "onnx-int8")
+            return OnnxMiniLMEmbedder(
+                model.path, cache, quantized=runtime == "onnx-int8", adapter=adapter
+            )
         except Exception as e:  # only speed is lost: the torch encoder gives the same vectors
             log.warning("brain.onnx_embedder_unavailable", error=f"{type(e).__name__}: {e}"[:300])
-    return MiniLMEmbedder(model.path)
+    return MiniLMEmbedder(model.path, adapter=adapter)
 
 
-def load_router_model(settings: Settings, embedder: Embedder) -> RouterModel | None:
+def read_router_model(settings: Settings) -> RouterModel | None:
     """The configured learned router, verified; None (with a warning) when it cannot be
     used, so the daemon routes with the pattern and prototype cascade instead."""
     cfg = settings.router
     if not cfg.model:
         return None
     try:
-        learned = load_model(settings.project_path(cfg.model), cfg.model_sha256)
+        return load_model(settings.project_path(cfg.model), cfg.model_sha256)
     except RouterModelError as e:
         log.warning("brain.router_model_unusable", problem=str(e))
         return None
-    if learned.embedder != embedder.name or learned.dim != embedder.dim:
-        log.warning(
-            "brain.router_model_unusable",
-            problem=f"trained with {learned.embedder}, not {embedder.name}",
-        )
-        return None
-    return learned
+
+
+def _fits(learned: RouterModel, embedder: Embedder) -> bool:
+    """A model's weights mean something only for the vectors it was trained on."""
+    if learned.embedder == embedder.name and learned.dim == embedder.dim:
+        return True
+    log.warning(
+        "brain.router_model_unusable",
+        problem=f"trained with {learned.embedder}, not {embedder.name}",
+    )
+    return False
 
 
 def open_budget(settings: Settings) -> BudgetLedger:

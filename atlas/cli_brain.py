@@ -32,6 +32,13 @@ def add_parsers(sub: Any) -> None:
         "--out", type=Path, help=f"model file (default: the configured one or {_MODEL})"
     )
     tr.add_argument("--dry-run", action="store_true", help="write the model, not routing.yaml")
+    tr.add_argument(
+        "--epochs",
+        type=_epochs,
+        default=1,
+        help="passes of the embedder's adapter fine-tuning (default 1, ~6 min on 2 cores for "
+        "15,000 rows; 0 = plain vectors)",
+    )
     ev = rsub.add_parser(
         "eval", help="accuracy, precision/recall, confusion matrix, calibration, latency"
     )
@@ -40,6 +47,16 @@ def add_parsers(sub: Any) -> None:
     fi = rsub.add_parser("fit", help="learn the thresholds from labelled data")
     fi.add_argument("file", type=Path, metavar="FILE.tsv")
     fi.add_argument("--dry-run", action="store_true", help="print, don't write routing.yaml")
+
+
+def _epochs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 20:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..20")
+    return value
 
 
 _MODEL = "models/router/router.npz"
@@ -235,6 +252,7 @@ def _routing_file(settings: Settings) -> Path:
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     from atlas.app import build_store
     from atlas.brain import build_embedder
+    from atlas.llm.adapter import TuneConfig
     from atlas.llm.classifier import load_prototypes
     from atlas.llm.router_train import record_model, train_router
 
@@ -245,8 +263,27 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     configured = settings.router.model or _MODEL
     out = args.out if args.out is not None else settings.project_path(configured)
+    store = build_store(settings)
+    encoder = store.resolve(
+        settings.router.embedder_model, "sentence-transformer", "router.embedder_model"
+    )
+    shown_step = -1
+
+    def progress(step: int, steps: int) -> None:
+        nonlocal shown_step
+        if step * 10 // steps != shown_step:  # a line per tenth: it takes minutes
+            shown_step = step * 10 // steps
+            print(f"tuning the embedder: step {step}/{steps}", file=sys.stderr, flush=True)
+
     try:
-        result = train_router(args.file, build_embedder(settings, build_store(settings)), out)
+        result = train_router(
+            args.file,
+            encoder.path,
+            lambda adapter: build_embedder(settings, store, adapter),
+            out,
+            TuneConfig(epochs=args.epochs),
+            progress,
+        )
     except (OSError, ValueError) as e:
         print(f"atlas: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from atlas.llm.adapter import Adapter, merge_into
+
 log = structlog.get_logger("atlas.llm.embedder")
 
 Vectors = npt.NDArray[np.float32]
@@ -53,6 +55,13 @@ def l2_normalise(vectors: npt.NDArray[Any]) -> Vectors:
     return out
 
 
+def embedder_name(model_dir: Path, adapter: Adapter | None = None) -> str:
+    """The name both MiniLM embedders report (their vectors are the same); an adapter
+    makes other vectors, so its hash is part of the name."""
+    name = f"sentence-transformers:{model_dir.parent.name}/{model_dir.name}"
+    return name + (f"+lora-{adapter.sha256[:16]}" if adapter is not None else "")
+
+
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 via sentence-transformers, loaded once and warmed.
 
@@ -66,7 +75,13 @@ class MiniLMEmbedder:
     If tracing fails on some other torch/transformers version, `encode` is used for all.
     """
 
-    def __init__(self, model_dir: Path, threads: int = DEFAULT_THREADS, jit: bool = True) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        threads: int = DEFAULT_THREADS,
+        jit: bool = True,
+        adapter: Adapter | None = None,
+    ) -> None:
         if not model_dir.is_dir():
             raise FileNotFoundError(f"embedding model folder {model_dir} does not exist")
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -83,7 +98,10 @@ class MiniLMEmbedder:
             torch.set_num_threads(threads)
         self._torch = torch
         self._model = SentenceTransformer(str(model_dir), device="cpu")
+        if adapter is not None:
+            merge_into(self._model[0].auto_model, adapter)
         self._model_dir = model_dir
+        self._adapter = adapter
         self._max_tokens = int(self._model.max_seq_length or 256)
         self._tokenizer: Any = None
         self._traced: Any = self._trace() if jit else None
@@ -106,7 +124,7 @@ class MiniLMEmbedder:
 
     @property
     def name(self) -> str:
-        return f"sentence-transformers:{self._model_dir.parent.name}/{self._model_dir.name}"
+        return embedder_name(self._model_dir, self._adapter)
 
     @property
     def dim(self) -> int:

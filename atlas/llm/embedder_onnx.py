@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import structlog
 
-from atlas.llm.embedder import Vectors, l2_normalise
+from atlas.llm.adapter import Adapter, merge_into
+from atlas.llm.embedder import Vectors, embedder_name, l2_normalise
 
 log = structlog.get_logger("atlas.llm.embedder_onnx")
 
@@ -57,17 +58,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def embedder_name(model_dir: Path) -> str:
-    """The name both MiniLM embedders report (their vectors are the same)."""
-    return f"sentence-transformers:{model_dir.parent.name}/{model_dir.name}"
-
-
 class OnnxMiniLMEmbedder:
     """MiniLM on onnxruntime, one intra-op thread (one query at a time is the workload);
     `quantized` runs the 8-bit graph (faster, vectors of its own)."""
 
     def __init__(
-        self, model_dir: Path, cache_dir: Path, threads: int = 1, *, quantized: bool = False
+        self,
+        model_dir: Path,
+        cache_dir: Path,
+        threads: int = 1,
+        *,
+        quantized: bool = False,
+        adapter: Adapter | None = None,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -75,7 +77,8 @@ class OnnxMiniLMEmbedder:
         started = time.perf_counter()
         self._model_dir = model_dir
         self._quantized = quantized
-        onnx_path = cached_export(model_dir, cache_dir)
+        self._adapter = adapter
+        onnx_path = cached_export(model_dir, cache_dir, adapter)
         if quantized:
             onnx_path = cached_quantized(model_dir, onnx_path)
         options = ort.SessionOptions()
@@ -100,7 +103,8 @@ class OnnxMiniLMEmbedder:
 
     @property
     def name(self) -> str:
-        return embedder_name(self._model_dir) + (_INT8_SUFFIX if self._quantized else "")
+        suffix = _INT8_SUFFIX if self._quantized else ""
+        return embedder_name(self._model_dir, self._adapter) + suffix
 
     @property
     def dim(self) -> int:
@@ -117,22 +121,27 @@ class OnnxMiniLMEmbedder:
         return l2_normalise(hidden.mean(axis=1))
 
 
-def cached_export(model_dir: Path, cache_dir: Path) -> Path:
-    """The verified cached ONNX file for this model folder, exporting it if needed."""
+def cached_export(model_dir: Path, cache_dir: Path, adapter: Adapter | None = None) -> Path:
+    """The verified cached ONNX file for this model folder (with the adapter merged into
+    its weights, if any), exporting it if needed."""
     weights = _sha256(model_dir / "model.safetensors")
-    onnx_path = cache_dir / f"minilm-{weights[:16]}.onnx"
+    tuned = adapter.sha256 if adapter is not None else None
+    onnx_path = cache_dir / (f"minilm-{weights[:16]}" + (f"-lora-{tuned[:16]}" if tuned else ""))
+    onnx_path = onnx_path.with_suffix(".onnx")
     stamp_path = onnx_path.with_suffix(".json")
     try:
         stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
-        if stamp.get("weights_sha256") == weights and stamp.get("onnx_sha256") == _sha256(
-            onnx_path
+        if (
+            stamp.get("weights_sha256") == weights
+            and stamp.get("adapter_sha256") == tuned
+            and stamp.get("onnx_sha256") == _sha256(onnx_path)
         ):
             return onnx_path
         log.warning("embedder.onnx_cache_stale", path=str(onnx_path))
     except (OSError, ValueError):
         pass
-    _export(model_dir, onnx_path)
-    stamp = {"weights_sha256": weights, "onnx_sha256": _sha256(onnx_path)}
+    _export(model_dir, onnx_path, adapter)
+    stamp = {"weights_sha256": weights, "adapter_sha256": tuned, "onnx_sha256": _sha256(onnx_path)}
     stamp_path.write_text(json.dumps(stamp), encoding="utf-8")
     return onnx_path
 
@@ -194,7 +203,7 @@ def _quantize(model_dir: Path, onnx_path: Path, int8_path: Path) -> None:
     )
 
 
-def _export(model_dir: Path, onnx_path: Path) -> None:
+def _export(model_dir: Path, onnx_path: Path, adapter: Adapter | None) -> None:
     """torch.onnx export of the encoder's last hidden state, checked against torch."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -204,6 +213,8 @@ def _export(model_dir: Path, onnx_path: Path) -> None:
 
     started = time.perf_counter()
     encoder: Any = AutoModel.from_pretrained(str(model_dir)).eval()
+    if adapter is not None:
+        merge_into(encoder, adapter)
     tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir))
     base: Any = torch.nn.Module
 

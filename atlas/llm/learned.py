@@ -18,10 +18,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from atlas.llm.adapter import Adapter
 from atlas.llm.base import TIERS
 
 Floats = npt.NDArray[np.float32]
@@ -42,6 +44,8 @@ class RouterModel:
     """The embedder the model was trained with (its vectors mean nothing to another)."""
     data_sha256: str
     rows: int
+    adapter: Adapter | None = None
+    """The encoder's low-rank adapter the vectors were made with (atlas.llm.adapter)."""
 
     @property
     def dim(self) -> int:
@@ -60,13 +64,14 @@ class RouterModel:
             "data_sha256": self.data_sha256,
             "rows": self.rows,
         }
+        arrays: dict[str, Any] = {"weights": self.weights.astype(np.float32)}
+        arrays["bias"] = self.bias.astype(np.float32)
+        if self.adapter is not None:
+            meta["adapter_sha256"] = self.adapter.sha256
+            arrays.update(self.adapter.arrays())
+        arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
         buf = io.BytesIO()
-        np.savez(
-            buf,
-            weights=self.weights.astype(np.float32),
-            bias=self.bias.astype(np.float32),
-            meta=np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8),
-        )
+        np.savez(buf, **arrays)
         data = buf.getvalue()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
@@ -98,6 +103,7 @@ def load_model(path: Path, sha256: str) -> RouterModel:
             weights = z["weights"].astype(np.float32)
             bias = z["bias"].astype(np.float32)
             meta = json.loads(bytes(z["meta"]).decode())
+            adapter = Adapter.from_arrays({k: z[k] for k in z.files if k.startswith("lora_")})
         model = RouterModel(
             weights,
             bias,
@@ -105,9 +111,12 @@ def load_model(path: Path, sha256: str) -> RouterModel:
             str(meta["embedder"]),
             str(meta["data_sha256"]),
             int(meta["rows"]),
+            adapter,
         )
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise RouterModelError(f"router model {path}: not a router model ({e})") from None
+    if (adapter.sha256 if adapter else None) != meta.get("adapter_sha256"):
+        raise RouterModelError(f"router model {path}: its adapter does not match its record")
     if (
         meta.get("tiers") != list(TIERS)
         or weights.ndim != 2
@@ -189,27 +198,37 @@ def expected_calibration_error(
     return float(total)
 
 
+HOLDOUT = 0.2
+"""The share of training rows kept out of the fit (and the adapter) to set the temperature."""
+
+
+def calibration_split(
+    rows: int, holdout: float = HOLDOUT, seed: int = 12
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(held, fit) row indices: the same split for the adapter and the regression."""
+    order = np.random.default_rng(seed).permutation(rows).astype(np.int64)
+    cut = int(rows * holdout)
+    return order[:cut], order[cut:]
+
+
 def train(
     x: Floats,
     y: npt.NDArray[np.int64],
     embedder: str,
     data_sha256: str,
-    holdout: float = 0.2,
-    seed: int = 12,
+    adapter: Adapter | None = None,
 ) -> tuple[RouterModel, float]:
-    """Fit on all rows; the temperature comes from a fit that did not see `holdout`.
+    """Fit on all rows; the temperature comes from a fit that did not see the held rows
+    of `calibration_split` (nor did the adapter, when there is one).
 
     Returns the model and the held-out ECE after scaling.
     """
     if len(set(y.tolist())) < len(TIERS):
         raise ValueError("training data must hold rows of all three tiers")
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(y))
-    cut = int(len(y) * holdout)
-    held, fit_rows = order[:cut], order[cut:]
+    held, fit_rows = calibration_split(len(y))
     w, b = fit_logistic(x[fit_rows], y[fit_rows])
     logits = x[held] @ w + b
     temperature = fit_temperature(logits, y[held])
     ece = expected_calibration_error(softmax(logits / temperature), y[held])
     w, b = fit_logistic(x, y)
-    return RouterModel(w, b, temperature, embedder, data_sha256, len(y)), ece
+    return RouterModel(w, b, temperature, embedder, data_sha256, len(y), adapter), ece

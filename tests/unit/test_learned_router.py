@@ -66,7 +66,7 @@ def _data() -> tuple[np.ndarray, np.ndarray, HashedBagOfWords]:
 @pytest.fixture(scope="module")
 def model() -> RouterModel:
     x, y, emb = _data()
-    m, _ = train(x, y, emb.name, "0" * 64, holdout=0.25)
+    m, _ = train(x, y, emb.name, "0" * 64)
     return m
 
 
