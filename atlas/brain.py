@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
@@ -34,6 +34,8 @@ from atlas.llm.memory import ConversationMemory
 from atlas.llm.model_check import check_cloud_models, disable_unknown_models
 from atlas.llm.providers import with_providers
 from atlas.llm.router import Router
+from atlas.llm.tools import Tool
+from atlas.llm.toolturn import ToolModel
 from atlas.modelstore import ModelStore
 from atlas.persona import Persona
 from atlas.settings import Secrets, Settings
@@ -159,9 +161,13 @@ def _cloud_clients(settings: Settings, secrets: Secrets) -> dict[Tier, Anthropic
 
 
 def _with_providers(
-    settings: Settings, secrets: Secrets, clients: dict[Tier, LLMClient]
+    settings: Settings,
+    secrets: Secrets,
+    clients: dict[Tier, LLMClient],
+    agent_tools: Sequence[Tool] = (),
 ) -> dict[Tier, LLMClient]:
-    """The cloud tiers with their OpenAI-compatible providers (llm.cloud_providers)."""
+    """The cloud tiers with their OpenAI-compatible providers (llm.cloud_providers); an
+    agent-tier provider runs the same tool loop over `agent_tools` as Anthropic does."""
     anth = settings.llm.anthropic
     tiers: dict[Tier, CloudTierConfig] = {"haiku": anth.haiku, "agent": anth.agent}
     prices: dict[Tier, Price] = {
@@ -175,7 +181,14 @@ def _with_providers(
     }
     providers = settings.llm.cloud_providers
     keys = {p.api_key_env: k for p in providers if (k := secrets.key(p.api_key_env))}
-    return with_providers(clients, tiers, providers, keys, settings.breaker, prices)
+    loop = settings.llm.agent_loop
+
+    def agent_loop(model: ToolModel) -> LLMClient:
+        return AgentRunner(model, agent_tools, loop)
+
+    return with_providers(
+        clients, tiers, providers, keys, settings.breaker, prices, agent_loop=agent_loop
+    )
 
 
 def _disable_gone_models(settings: Settings, router: Router) -> None:
@@ -286,11 +299,12 @@ async def build_brain(
     if home.connection.problem:
         log.warning("brain.home_off", why=home.connection.problem)
     cloud = _cloud_clients(settings, secrets)
+    # One set of tools for the agent tier, whichever provider answers it.
+    tools = [*skill_tools(skills, timers, tz), *home_tools(home)]
     if cloud:
         clients["haiku"] = cloud["haiku"]
-        tools = [*skill_tools(skills, timers, tz), *home_tools(home)]
         clients["agent"] = AgentRunner(cloud["agent"], tools, settings.llm.agent_loop)
-    clients = _with_providers(settings, secrets, clients)
+    clients = _with_providers(settings, secrets, clients, tools)
     if set(clients) == {"local"}:
         log.warning("brain.cloud_off", why="ANTHROPIC_API_KEY is not set: all answers are local")
     router = _router(settings, classifier, skills, budget, clients, now, home)

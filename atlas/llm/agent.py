@@ -5,6 +5,10 @@ budget or the deadline runs out, in which case the last call forbids tool use) i
 words are the answer. Only that answer reaches the caller, so the "let me check..."
 preambles of tool-calling steps are never spoken. Text of a step that may still call a
 tool is held back until the step ends; the final forced step streams as it comes.
+
+The loop is provider-neutral: it talks to a `ToolModel` (Anthropic, or an
+OpenAI-compatible endpoint), which also says how a tool step is written back into the
+conversation in its own wire format.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from typing import Any
 
 import structlog
 
-from atlas.llm.anthropic import AnthropicClient, ModelTurn, ToolCall
 from atlas.llm.base import (
     ErrorKind,
     LLMError,
@@ -28,6 +31,7 @@ from atlas.llm.base import (
 )
 from atlas.llm.config import AgentLoopConfig
 from atlas.llm.tools import Tool
+from atlas.llm.toolturn import ModelTurn, ToolCall, ToolModel, ToolResult
 
 log = structlog.get_logger("atlas.llm.agent")
 
@@ -38,9 +42,7 @@ _MIN_TOOL_TIME_S = 0.05
 class AgentRunner:
     """LLMClient that answers through a bounded tool-use loop."""
 
-    def __init__(
-        self, client: AnthropicClient, tools: Sequence[Tool], config: AgentLoopConfig
-    ) -> None:
+    def __init__(self, client: ToolModel, tools: Sequence[Tool], config: AgentLoopConfig) -> None:
         self.backend = client.backend
         self.model = client.model
         self._client = client
@@ -98,7 +100,7 @@ class AgentRunner:
                 raise LLMError(ErrorKind.MID_STREAM, "model call ended without a result")
             usage = _add(usage, turn.response.usage)
             cost += turn.response.cost_usd
-            wants_tools = bool(turn.tool_calls) and turn.response.stop_reason == "tool_use"
+            wants_tools = bool(turn.tool_calls) and turn.stopped_for_tools
             if last or not wants_tools:
                 if held:
                     first_token_ms = (time.perf_counter() - t0) * 1000.0
@@ -112,8 +114,7 @@ class AgentRunner:
                 ms=round((time.perf_counter() - t0) * 1000.0, 1),
             )
             results = await self._run_tools(turn.tool_calls, deadline)
-            convo.append({"role": "assistant", "content": turn.assistant_content()})
-            convo.append({"role": "user", "content": results})
+            convo.extend(self._client.tool_turn(turn, results))
 
         final = turn.response
         yield LLMResponse(
@@ -129,13 +130,12 @@ class AgentRunner:
         )
         log.info("agent_done", steps=step, cost_usd=cost, tools=len(self._specs))
 
-    async def _run_tools(self, calls: Sequence[ToolCall], deadline: float) -> list[dict[str, Any]]:
+    async def _run_tools(self, calls: Sequence[ToolCall], deadline: float) -> list[ToolResult]:
         # Tools of one step run concurrently; none may outlive the loop's deadline.
         budget = max(_MIN_TOOL_TIME_S, deadline - time.perf_counter())
         outcomes = await asyncio.gather(*(self._run_tool(c, budget) for c in calls))
         return [
-            {"type": "tool_result", "tool_use_id": c.id, "content": text}
-            | ({"is_error": True} if is_error else {})
+            ToolResult(c.id, text, is_error)
             for c, (text, is_error) in zip(calls, outcomes, strict=True)
         ]
 
@@ -144,6 +144,9 @@ class AgentRunner:
         if tool is None:
             log.warning("agent_unknown_tool", tool=call.name)
             return f"unknown tool {call.name!r}", True
+        if call.input_error is not None:  # the model's arguments were not readable
+            log.info("agent_tool_bad_args", tool=call.name, error=call.input_error)
+            return f"invalid arguments: {call.input_error}", True
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(budget_s):

@@ -24,7 +24,6 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import anthropic
@@ -45,6 +44,7 @@ from atlas.llm.base import (
 )
 from atlas.llm.config import AnthropicConfig, CloudTierConfig
 from atlas.llm.tools import ToolSpec
+from atlas.llm.toolturn import ModelTurn, ToolCall, ToolResult
 from atlas.logs import redact_text
 
 log = structlog.get_logger("atlas.llm.anthropic")
@@ -52,35 +52,6 @@ log = structlog.get_logger("atlas.llm.anthropic")
 _CHARS_PER_TOKEN = 4  # rough estimate, only used to explain why nothing was cached
 _EPHEMERAL = {"type": "ephemeral"}
 _DRAIN_S = 0.5  # how long to wait for the end of the body after message_stop
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """A tool_use block the model asked for, with its input parsed."""
-
-    id: str
-    name: str
-    input: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class ModelTurn:
-    """The end of one model call with tools: what was said and what was asked for."""
-
-    text: str
-    tool_calls: tuple[ToolCall, ...]
-    response: LLMResponse
-
-    def assistant_content(self) -> list[dict[str, Any]]:
-        """The content blocks to send back as the assistant message of the next call."""
-        blocks: list[dict[str, Any]] = []
-        if self.text:  # the API rejects empty text blocks
-            blocks.append({"type": "text", "text": self.text})
-        blocks.extend(
-            {"type": "tool_use", "id": c.id, "name": c.name, "input": dict(c.input)}
-            for c in self.tool_calls
-        )
-        return blocks
 
 
 class _OpenFailure(Exception):
@@ -204,6 +175,20 @@ class AnthropicClient:
                 # Also on cancellation / aclose(): release the HTTP connection at once.
                 await stream.close()
         yield self._turn(message, "".join(parts), first_token_ms, t0, system, tools)
+
+    def tool_turn(self, turn: ModelTurn, results: Sequence[ToolResult]) -> list[dict[str, Any]]:
+        """The assistant's content blocks, then one user message of tool_result blocks."""
+        return [
+            {"role": "assistant", "content": turn.assistant_content()},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": r.call_id, "content": r.content}
+                    | ({"is_error": True} if r.is_error else {})
+                    for r in results
+                ],
+            },
+        ]
 
     # -- request -------------------------------------------------------------------
 
@@ -353,7 +338,12 @@ class AnthropicClient:
             cost_usd=response.cost_usd,
             stop_reason=response.stop_reason,
         )
-        return ModelTurn(text=text, tool_calls=calls, response=response)
+        return ModelTurn(
+            text=text,
+            tool_calls=calls,
+            response=response,
+            stopped_for_tools=message.stop_reason == "tool_use",
+        )
 
     def _cache_note(self, usage: Usage, system: str, tools: Sequence[ToolSpec]) -> str:
         if usage.cache_read_tokens or usage.cache_write_tokens:

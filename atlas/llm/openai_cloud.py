@@ -2,7 +2,9 @@
 
 OpenAI, Groq, OpenRouter, Together, a vLLM server: one client, the official `openai`
 SDK pointed at the provider's `base_url`, streaming with `stream_options.include_usage`
-so the last chunk carries the real token counts the call is billed for. The SDK's own
+so the last chunk carries the real token counts the call is billed for. The agent
+tier's tool loop runs through `stream_with_tools` (tool calling in the chat-completions
+format, see `openai_tools`). The SDK's own
 retries are off: a provider that fails before its first token is left for the next
 provider of the tier's fallback list (`providers.ProviderChain`), which is faster than
 retrying a struggling one while the person waits.
@@ -22,7 +24,7 @@ a log line or a traceback).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx2
@@ -37,10 +39,17 @@ from atlas.llm.base import (
     Price,
     StreamItem,
     Usage,
-    chat_messages,
     collect,
 )
 from atlas.llm.config import CloudProviderConfig
+from atlas.llm.openai_tools import (
+    ToolCallDeltas,
+    openai_tool_turn,
+    stopped_for_tools,
+    tool_params,
+)
+from atlas.llm.tools import ToolSpec
+from atlas.llm.toolturn import ModelTurn, ToolResult
 from atlas.logs import redact_text
 
 log = structlog.get_logger("atlas.llm.openai_cloud")
@@ -85,21 +94,46 @@ class OpenAICloudClient:
     async def stream(
         self, messages: Sequence[Message], system: str, temperature: float, max_tokens: int
     ) -> AsyncIterator[StreamItem]:
+        chat = [{"role": m.role, "content": m.content} for m in messages]
+        async for item in self.stream_with_tools(chat, system, (), temperature, max_tokens):
+            yield item.response if isinstance(item, ModelTurn) else item
+
+    async def stream_with_tools(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        system: str,
+        tools: Sequence[ToolSpec],
+        temperature: float,
+        max_tokens: int,
+        *,
+        allow_tool_use: bool = True,
+    ) -> AsyncIterator[str | ModelTurn]:
+        """Text deltas as they come, then one ModelTurn (text, tool calls, response).
+
+        `messages` are chat messages in the API's own shape (assistant `tool_calls`,
+        `tool` results); the system prompt goes first. With `allow_tool_use=False` the
+        tools are still sent, with `tool_choice` "none", so the model must answer.
+        """
         if not self._key:
             raise LLMError(ErrorKind.AUTH, f"no API key for {self.backend}")
         started = time.perf_counter()
         first_ms: float | None = None
         parts: list[str] = []
+        calls = ToolCallDeltas()
         usage: Any = None
         finish: str | None = None
         try:
             params: dict[str, Any] = {
                 "model": self.model,
-                "messages": chat_messages(messages, system),
+                "messages": [
+                    *([{"role": "system", "content": system}] if system else []),
+                    *(dict(m) for m in messages),
+                ],
                 "stream": True,
                 "stream_options": {"include_usage": True},
                 "max_tokens": max_tokens,
                 "temperature": temperature,
+                **tool_params(tools, allow_tool_use=allow_tool_use),
             }
             chunks: Any = await self._sdk.chat.completions.create(**params)
             try:
@@ -108,18 +142,23 @@ class OpenAICloudClient:
                         usage = chunk.usage
                     for choice in chunk.choices:
                         finish = choice.finish_reason or finish
-                        text = choice.delta.content if choice.delta else None
-                        if text:
+                        delta = choice.delta
+                        if delta is None:
+                            continue
+                        if delta.tool_calls:
+                            calls.add(delta.tool_calls)
+                        if delta.content:
                             if first_ms is None:
                                 first_ms = (time.perf_counter() - started) * 1000
-                            parts.append(text)
-                            yield text
+                            parts.append(delta.content)
+                            yield delta.content
             finally:
                 await chunks.close()
         except (openai.APIError, httpx2.HTTPError) as e:
             raise self._error(e, text_started=bool(parts)) from None
         got = self._usage(usage)
-        yield LLMResponse(
+        tool_calls = calls.calls()
+        response = LLMResponse(
             content="".join(parts),
             model=self.model,
             backend=self.backend,
@@ -129,6 +168,16 @@ class OpenAICloudClient:
             cost_usd=self._price.cost(got),
             stop_reason=finish,
         )
+        yield ModelTurn(
+            text=response.content,
+            tool_calls=tool_calls,
+            response=response,
+            stopped_for_tools=stopped_for_tools(finish, tool_calls),
+        )
+
+    def tool_turn(self, turn: ModelTurn, results: Sequence[ToolResult]) -> list[dict[str, Any]]:
+        """The assistant message with its `tool_calls`, then one `tool` message per result."""
+        return openai_tool_turn(turn, results)
 
     @staticmethod
     def _usage(usage: Any) -> Usage:

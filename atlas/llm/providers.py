@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -38,6 +38,7 @@ from atlas.llm.base import (
 from atlas.llm.breaker import CloudBreaker
 from atlas.llm.config import BreakerConfig, CloudProviderConfig, CloudTierConfig
 from atlas.llm.openai_cloud import OpenAICloudClient
+from atlas.llm.toolturn import ToolModel
 
 log = structlog.get_logger("atlas.llm.providers")
 
@@ -200,10 +201,14 @@ def with_providers(
     keys: Mapping[str, str],
     breaker: BreakerConfig,
     anthropic_prices: Mapping[Tier, Price],
+    *,
+    agent_loop: Callable[[ToolModel], LLMClient] | None = None,
 ) -> dict[Tier, LLMClient]:
     """`clients` with each cloud tier that has OpenAI-compatible providers turned into a
     chain (Anthropic first when it is there, unless a provider says `before_anthropic`).
-    `keys`: api_key_env name -> key; a provider without its key is left out, logged."""
+    `keys`: api_key_env name -> key; a provider without its key is left out, logged.
+    `agent_loop` wraps each `agent`-tier provider in the same tool loop (and tools) as
+    the Anthropic agent; without it those providers answer as plain chat models."""
     out = dict(clients)
     for tier in CLOUD_TIERS:
         before: list[ProviderLink] = []
@@ -216,9 +221,12 @@ def with_providers(
                 log.warning("provider.no_key", tier=tier, provider=p.name, env=p.api_key_env)
                 continue
             client = OpenAICloudClient(p, key)
+            answerer: LLMClient = client
+            if tier == "agent" and agent_loop is not None:
+                answerer = agent_loop(client)
             link = ProviderLink(
                 p.name,
-                client,
+                answerer,
                 CloudBreaker(f"{tier}/{p.name}", breaker),
                 p.first_token_deadline_s,
                 client.price,

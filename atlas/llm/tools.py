@@ -22,6 +22,17 @@ class ToolSpec:
             "input_schema": dict(self.input_schema),
         }
 
+    def as_openai(self) -> dict[str, Any]:
+        """The chat-completions `tools` entry (a function with JSON-schema parameters)."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": dict(self.input_schema),
+            },
+        }
+
 
 class Tool(Protocol):
     spec: ToolSpec

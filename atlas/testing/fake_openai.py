@@ -16,6 +16,16 @@ HTTP status errors, an error payload mid-stream, a stall, a dropped connection. 
 are written incrementally with real sleeps in chunked transfer encoding, so a dropped
 connection looks like one to the client.
 
+Tool calls (OpenAI-compatible, streamed): a script with `tool_calls` answers a request
+that offers `tools` (and does not say `tool_choice: "none"`) with streamed `tool_calls`
+deltas (id and name first, the arguments JSON in pieces) and finish_reason
+"tool_calls". The conversation of every chat request is checked the way the real API
+checks it: each `tool` message must answer a `tool_call_id` of the assistant message
+before it, and each assistant `tool_calls` entry must be answered. On top of that the
+request after a tool-call answer must carry the results of exactly the calls this
+server issued. A request that breaks a rule gets a 400 (and the reason is kept in
+`conversation_errors`), so a wrong conversation format fails a test.
+
 Usage::
 
     with FakeOllama(models=("qwen2.5:3b-instruct",)) as fake:
@@ -34,7 +44,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
@@ -48,6 +58,17 @@ log = structlog.get_logger("atlas.testing.fake_openai")
 _MAX_QUEUED_SCRIPTS = 256
 _MAX_RECORDED_REQUESTS = 512
 _WORD = re.compile(r"\s*\S+")
+
+
+@dataclass(frozen=True)
+class FakeToolCall:
+    """A tool call the fake model makes (OpenAI-compatible streaming only)."""
+
+    name: str
+    arguments: Mapping[str, Any] | str = field(default_factory=dict)
+    """A mapping is sent as its JSON; a string is sent as it is (bad JSON on purpose)."""
+    id: str = ""
+    """Empty: the server makes one up (call_fake_<n>)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +95,12 @@ class FakeLLMScript:
     """Close the connection abruptly (no terminating chunk) after this many deltas."""
     prompt_tokens: int | None = None
     """Reported prompt tokens; None: one per word of the request's messages."""
-    finish_reason: str = "stop"
+    cached_tokens: int = 0
+    """Reported as usage.prompt_tokens_details.cached_tokens (a part of prompt_tokens)."""
+    finish_reason: str | None = None
+    """None: "tool_calls" when tool calls are sent, else "stop"."""
+    tool_calls: tuple[FakeToolCall, ...] = ()
+    """Sent after the reply text when the request offers tools and allows their use."""
     report_usage: bool = True
     """False: behave like a server that never reports usage."""
     model: str | None = None
@@ -116,6 +142,9 @@ class FakeLLMServer:
         self._default = default or FakeLLMScript()
         self._closing = threading.Event()
         self._disconnects = 0
+        self._tool_ids = 0
+        self._pending_tool_ids: tuple[str, ...] = ()
+        self._conversation_errors: list[str] = []
         self._serving: ServingThread | None = None
         self.tags_delay_s = 0.0
         """Sleep before answering /api/tags and /v1/models (a busy or hung server)."""
@@ -161,6 +190,41 @@ class FakeLLMServer:
         """Streams the client hung up on before they were finished."""
         with self._lock:
             return self._disconnects
+
+    @property
+    def conversation_errors(self) -> list[str]:
+        """Why requests were refused for a malformed tool conversation."""
+        with self._lock:
+            return list(self._conversation_errors)
+
+    def _new_tool_id(self) -> str:
+        with self._lock:
+            self._tool_ids += 1
+            return f"call_fake_{self._tool_ids:04d}"
+
+    def _issued_tool_calls(self, ids: tuple[str, ...]) -> None:
+        with self._lock:
+            self._pending_tool_ids = ids
+
+    def _check_conversation(self, messages: Any) -> str | None:
+        """The real API's rules for tool messages, plus: the calls this server issued
+        last are answered. None when the conversation is well formed."""
+        problem = _conversation_problem(messages if isinstance(messages, list) else [])
+        with self._lock:
+            if problem is None and self._pending_tool_ids:
+                answered = {
+                    m.get("tool_call_id")
+                    for m in messages
+                    if isinstance(m, dict) and m.get("role") == "tool"
+                }
+                missing = [i for i in self._pending_tool_ids if i not in answered]
+                if missing:
+                    problem = f"no tool message answers the tool calls {', '.join(missing)}"
+            if problem is None:
+                self._pending_tool_ids = ()
+            else:
+                self._conversation_errors.append(problem)
+            return problem
 
     def _client_left(self) -> None:
         with self._lock:
@@ -254,6 +318,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": "invalid JSON"})
             return
         self.fake._record(RecordedRequest("POST", self.path, body))
+        if self.path == "/v1/chat/completions":
+            problem = self.fake._check_conversation(body.get("messages"))
+            if problem is not None:
+                self._json(400, {"error": {"message": problem, "type": "invalid_request_error"}})
+                return
         routes = {
             "/v1/chat/completions": self._openai_chat,
             "/api/chat": self._ollama_chat,
@@ -280,11 +349,17 @@ class _Handler(BaseHTTPRequestHandler):
         created = int(time.time())
         base = {"id": "chatcmpl-fake", "created": created, "model": model}
         tokens = _tokens(script.reply)
-        usage = {
+        offered = bool(body.get("tools")) and body.get("tool_choice") != "none"
+        calls = script.tool_calls if offered and body.get("stream") else ()
+        finish = script.finish_reason or ("tool_calls" if calls else "stop")
+        completion = len(tokens) + 10 * len(calls)
+        usage: dict[str, Any] = {
             "prompt_tokens": _prompt_tokens(body, script),
-            "completion_tokens": len(tokens),
-            "total_tokens": _prompt_tokens(body, script) + len(tokens),
+            "completion_tokens": completion,
+            "total_tokens": _prompt_tokens(body, script) + completion,
         }
+        if script.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": script.cached_tokens}
         if not body.get("stream"):
             if self.fake.wait(script.first_token_delay_s):
                 return
@@ -295,7 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": script.reply},
-                        "finish_reason": script.finish_reason,
+                        "finish_reason": finish,
                     }
                 ],
             }
@@ -324,13 +399,36 @@ class _Handler(BaseHTTPRequestHandler):
         )
         if not done:
             return
-        self._write_chunk(chunk({}, script.finish_reason))
+        ids = tuple(c.id or self.fake._new_tool_id() for c in calls)
+        for index, (call, tid) in enumerate(zip(calls, ids, strict=True)):
+            self._stream_tool_call(chunk, index, tid, call)
+        if ids:  # before the end: the client may ask again as soon as it reads it
+            self.fake._issued_tool_calls(ids)
+        self._write_chunk(chunk({}, finish))
         options = body.get("stream_options") or {}
         if script.report_usage and options.get("include_usage"):
             obj = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
             self._write_chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
         self._write_chunk(b"data: [DONE]\n\n")
         self._end_stream()
+
+    def _stream_tool_call(
+        self,
+        chunk: Callable[[Mapping[str, Any]], bytes],
+        index: int,
+        tid: str,
+        call: FakeToolCall,
+    ) -> None:
+        """The id and name first, then the arguments JSON in three pieces."""
+        head = {"index": index, "id": tid, "type": "function"}
+        self._write_chunk(
+            chunk({"tool_calls": [head | {"function": {"name": call.name, "arguments": ""}}]})
+        )
+        text = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
+        for part in _thirds(text):
+            self._write_chunk(
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+            )
 
     # -- Ollama native ---------------------------------------------------------------
 
@@ -353,7 +451,7 @@ class _Handler(BaseHTTPRequestHandler):
             }
 
         def final() -> dict[str, Any]:
-            end: dict[str, Any] = {**msg("", True), "done_reason": script.finish_reason}
+            end: dict[str, Any] = {**msg("", True), "done_reason": script.finish_reason or "stop"}
             elapsed = time.monotonic_ns() - started
             end["total_duration"] = elapsed
             end["load_duration"] = 1_000_000
@@ -499,3 +597,47 @@ def _prompt_tokens(body: Mapping[str, Any], script: FakeLLMScript) -> int:
         return script.prompt_tokens
     messages = body.get("messages") or []
     return sum(len(str(m.get("content", "")).split()) for m in messages if isinstance(m, dict))
+
+
+def _thirds(text: str) -> list[str]:
+    """A JSON text in (up to) three pieces, as tool arguments are streamed."""
+    step = max(1, -(-len(text) // 3))
+    return [text[i : i + step] for i in range(0, len(text), step)]
+
+
+def _conversation_problem(messages: list[Any]) -> str | None:
+    """The chat-completions rules for tool messages (what the real API answers 400 to)."""
+    open_ids: set[str] | None = None  # ids of the last assistant tool_calls not yet answered
+    for m in messages:
+        if not isinstance(m, dict):
+            return "each message must be an object"
+        role = m.get("role")
+        if role == "tool":
+            tid = m.get("tool_call_id")
+            if open_ids is None or tid not in open_ids:
+                return (
+                    "messages with role 'tool' must be a response to a preceding message "
+                    f"with 'tool_calls' (tool_call_id {tid!r})"
+                )
+            if not isinstance(m.get("content"), str):
+                return "a tool message needs text content"
+            open_ids.discard(tid)
+            continue
+        if open_ids:
+            return (
+                "an assistant message with 'tool_calls' must be followed by tool messages "
+                f"responding to each 'tool_call_id'; missing: {', '.join(sorted(open_ids))}"
+            )
+        open_ids = None
+        if role == "assistant" and m.get("tool_calls"):
+            calls = m["tool_calls"]
+            for call in calls:
+                function = call.get("function") or {}
+                if call.get("type") != "function" or not call.get("id") or not function.get("name"):
+                    return "each tool call needs an id, type 'function' and a function name"
+                if not isinstance(function.get("arguments"), str):
+                    return "a tool call's arguments must be a JSON string"
+            open_ids = {c["id"] for c in calls}
+    if open_ids:
+        return f"tool calls without results at the end: {', '.join(sorted(open_ids))}"
+    return None
