@@ -203,3 +203,38 @@ def test_int8_embedder_is_close_to_the_float_one_and_has_a_name_of_its_own(
     int8 = cached_quantized(folder, cached_export(folder, tmp_path))
     int8.write_bytes(b"tampered")
     assert cached_quantized(folder, cached_export(folder, tmp_path)).stat().st_size > 1_000_000
+
+
+@pytest.mark.slow
+def test_an_adapter_is_merged_the_same_in_both_runtimes_and_changes_the_vectors(
+    tmp_path: Path, minilm_folder: Path
+) -> None:
+    import numpy as np
+    from transformers import AutoModel
+
+    from atlas.llm.adapter import Adapter, adapted_layers
+    from atlas.llm.embedder import MiniLMEmbedder
+    from atlas.llm.embedder_onnx import OnnxMiniLMEmbedder
+
+    encoder = AutoModel.from_pretrained(str(minilm_folder))
+    shapes = {n: m.weight.shape for n, m in encoder.named_modules() if n in adapted_layers(encoder)}
+    rng = np.random.default_rng(3)
+    adapter = Adapter(
+        0.05,
+        {
+            n: (
+                rng.normal(size=(2, s[1])).astype(np.float32),
+                rng.normal(size=(s[0], 2)).astype(np.float32),
+            )
+            for n, s in shapes.items()
+        },
+    )
+    tuned = OnnxMiniLMEmbedder(minilm_folder, tmp_path, adapter=adapter)
+    torch_tuned = MiniLMEmbedder(minilm_folder, adapter=adapter)
+    plain = OnnxMiniLMEmbedder(minilm_folder, tmp_path)
+    assert tuned.name == torch_tuned.name and f"+lora-{adapter.sha256[:16]}" in tuned.name
+    assert tuned.name != plain.name
+    texts = ["dim the hallway lights", "my ankle is swollen", "who painted the night watch"]
+    assert ((tuned.embed(texts) * torch_tuned.embed(texts)).sum(axis=1) >= 0.9999).all()
+    assert ((tuned.embed(texts) * plain.embed(texts)).sum(axis=1) < 0.999).all()
+    assert len(list(tmp_path.glob("minilm-*-lora-*.onnx"))) == 1  # a cache file of its own
