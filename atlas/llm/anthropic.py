@@ -44,7 +44,7 @@ from atlas.llm.base import (
 )
 from atlas.llm.config import AnthropicConfig, CloudTierConfig
 from atlas.llm.tools import ToolSpec
-from atlas.llm.toolturn import ModelTurn, ToolCall, ToolResult
+from atlas.llm.toolturn import ModelTurn, ToolCall, ToolResult, without_tools
 from atlas.logs import redact_text
 
 log = structlog.get_logger("atlas.llm.anthropic")
@@ -112,12 +112,10 @@ class AnthropicClient:
     ) -> LLMResponse:
         return await collect(self.stream(messages, system, temperature, max_tokens))
 
-    async def stream(
+    def stream(
         self, messages: Sequence[Message], system: str, temperature: float, max_tokens: int
     ) -> AsyncIterator[StreamItem]:
-        api_messages = [{"role": m.role, "content": m.content} for m in messages]
-        async for item in self.stream_with_tools(api_messages, system, (), temperature, max_tokens):
-            yield item.response if isinstance(item, ModelTurn) else item
+        return without_tools(self, messages, system, temperature, max_tokens)
 
     async def stream_with_tools(
         self,

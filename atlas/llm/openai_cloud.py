@@ -49,7 +49,7 @@ from atlas.llm.openai_tools import (
     tool_params,
 )
 from atlas.llm.tools import ToolSpec
-from atlas.llm.toolturn import ModelTurn, ToolResult
+from atlas.llm.toolturn import ModelTurn, ToolResult, without_tools
 from atlas.logs import redact_text
 
 log = structlog.get_logger("atlas.llm.openai_cloud")
@@ -91,12 +91,10 @@ class OpenAICloudClient:
     ) -> LLMResponse:
         return await collect(self.stream(messages, system, temperature, max_tokens))
 
-    async def stream(
+    def stream(
         self, messages: Sequence[Message], system: str, temperature: float, max_tokens: int
     ) -> AsyncIterator[StreamItem]:
-        chat = [{"role": m.role, "content": m.content} for m in messages]
-        async for item in self.stream_with_tools(chat, system, (), temperature, max_tokens):
-            yield item.response if isinstance(item, ModelTurn) else item
+        return without_tools(self, messages, system, temperature, max_tokens)
 
     async def stream_with_tools(
         self,

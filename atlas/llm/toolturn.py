@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from atlas.llm.base import LLMResponse
+from atlas.llm.base import LLMResponse, Message, StreamItem
 from atlas.llm.tools import ToolSpec
 
 
@@ -89,3 +89,16 @@ class ToolModel(Protocol):
     def tool_turn(self, turn: ModelTurn, results: Sequence[ToolResult]) -> list[dict[str, Any]]:
         """The messages to append after a step: the assistant's calls, then the results."""
         ...
+
+
+async def without_tools(
+    model: ToolModel,
+    messages: Sequence[Message],
+    system: str,
+    temperature: float,
+    max_tokens: int,
+) -> AsyncIterator[StreamItem]:
+    """A plain answer through a tool-capable client: `LLMClient.stream` for both clouds."""
+    chat = [{"role": m.role, "content": m.content} for m in messages]
+    async for item in model.stream_with_tools(chat, system, (), temperature, max_tokens):
+        yield item.response if isinstance(item, ModelTurn) else item
