@@ -27,6 +27,7 @@ import json
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,19 @@ def _quantize(model_dir: Path, onnx_path: Path, int8_path: Path) -> None:
     )
 
 
+def _onnx_export(torch: Any, module: Any, example: Any, path: str) -> None:
+    torch.onnx.export(
+        module,
+        (example, example),
+        path,
+        input_names=["ids", "mask"],
+        output_names=["hidden"],
+        dynamic_axes={"ids": {1: "tokens"}, "mask": {1: "tokens"}, "hidden": {1: "tokens"}},
+        opset_version=17,
+        dynamo=False,
+    )
+
+
 def _export(model_dir: Path, onnx_path: Path, adapter: Adapter | None) -> None:
     """torch.onnx export of the encoder's last hidden state, checked against torch."""
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -231,16 +245,9 @@ def _export(model_dir: Path, onnx_path: Path, adapter: Adapter | None) -> None:
     os.close(fd)
     try:
         example = torch.ones((1, 8), dtype=torch.long)
-        torch.onnx.export(
-            _Hidden(encoder).eval(),
-            (example, example),
-            tmp,
-            input_names=["ids", "mask"],
-            output_names=["hidden"],
-            dynamic_axes={"ids": {1: "tokens"}, "mask": {1: "tokens"}, "hidden": {1: "tokens"}},
-            opset_version=17,
-            dynamo=False,
-        )
+        with warnings.catch_warnings():  # the tracer's advice is for other graphs
+            warnings.simplefilter("ignore")
+            _onnx_export(torch, _Hidden(encoder).eval(), example, tmp)
         session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
         for probe in _PROBES:
             enc = tokenizer([probe], return_tensors="pt")
