@@ -24,6 +24,7 @@ LineKind = Literal[
     "timeout",
     "api_error",
     "cut_short",
+    "part_done",
     "misunderstanding",
     "acknowledge",
     "not_done",

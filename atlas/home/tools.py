@@ -117,7 +117,9 @@ def home_tools(home: HomeStage) -> list[Tool]:
 
     entity_arg = {"type": "string", "description": "e.g. light.kitchen_lights"}
     return [
-        SkillTool(ToolSpec("home_list_areas", "The areas (rooms) of the house."), list_areas),
+        SkillTool(
+            ToolSpec("home_list_areas", "The areas (rooms) of the house.", acts=False), list_areas
+        ),
         SkillTool(
             ToolSpec(
                 "home_list_entities",
@@ -127,6 +129,7 @@ def home_tools(home: HomeStage) -> list[Tool]:
                     "type": "object",
                     "properties": {"domain": {"type": "string"}, "area": {"type": "string"}},
                 },
+                acts=False,
             ),
             list_entities,
         ),
@@ -139,6 +142,7 @@ def home_tools(home: HomeStage) -> list[Tool]:
                     "properties": {"entity_id": entity_arg},
                     "required": ["entity_id"],
                 },
+                acts=False,
             ),
             get_state,
         ),

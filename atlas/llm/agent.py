@@ -71,6 +71,7 @@ class AgentRunner:
         cost = 0.0
         first_token_ms: float | None = None
         answer_started = False
+        acted = False  # a tool that changes something has run: no provider may redo it
         step = 0
         while True:
             step += 1
@@ -95,9 +96,12 @@ class AgentRunner:
                         held.append(item)
             except LLMError as err:
                 # Text of earlier steps was never delivered: report what the caller saw.
-                raise _restamp(err, answer_started) from None
+                raise self._billed(_restamp(err, answer_started, acted), usage, cost, t0) from None
             if turn is None:
-                raise LLMError(ErrorKind.MID_STREAM, "model call ended without a result")
+                ended = LLMError(
+                    ErrorKind.MID_STREAM, "model call ended without a result", acted=acted
+                )
+                raise self._billed(ended, usage, cost, t0)
             usage = _add(usage, turn.response.usage)
             cost += turn.response.cost_usd
             wants_tools = bool(turn.tool_calls) and turn.stopped_for_tools
@@ -113,6 +117,7 @@ class AgentRunner:
                 tools=[c.name for c in turn.tool_calls],
                 ms=round((time.perf_counter() - t0) * 1000.0, 1),
             )
+            acted = acted or any(self._acts(call) for call in turn.tool_calls)
             results = await self._run_tools(turn.tool_calls, deadline)
             convo.extend(self._client.tool_turn(turn, results))
 
@@ -129,6 +134,21 @@ class AgentRunner:
             cache_note=final.cache_note,
         )
         log.info("agent_done", steps=step, cost_usd=cost, tools=len(self._specs))
+
+    def _billed(self, err: LLMError, usage: Usage, cost: float, t0: float) -> LLMError:
+        """The error, carrying what the finished steps cost (their calls were billed)."""
+        if cost > 0 or usage != Usage():
+            elapsed = (time.perf_counter() - t0) * 1000.0
+            err.billed = LLMResponse(
+                "", self.model, self.backend, None, elapsed, usage, cost, "error"
+            )
+        return err
+
+    def _acts(self, call: ToolCall) -> bool:
+        """Whether running this call changes something (an unknown tool or unreadable
+        arguments are not run at all)."""
+        tool = self._tools.get(call.name)
+        return tool is not None and tool.spec.acts and call.input_error is None
 
     async def _run_tools(self, calls: Sequence[ToolCall], deadline: float) -> list[ToolResult]:
         # Tools of one step run concurrently; none may outlive the loop's deadline.
@@ -173,8 +193,8 @@ def _add(a: Usage, b: Usage) -> Usage:
     )
 
 
-def _restamp(err: LLMError, text_started: bool) -> LLMError:
-    if err.text_started == text_started:
+def _restamp(err: LLMError, text_started: bool, acted: bool) -> LLMError:
+    if err.text_started == text_started and err.acted == acted:
         return err
     message = str(err).removeprefix(f"{err.kind.value}: ")
-    return LLMError(err.kind, message, text_started=text_started)
+    return LLMError(err.kind, message, text_started=text_started, acted=acted)

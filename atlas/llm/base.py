@@ -117,12 +117,20 @@ RETRYABLE_KINDS = frozenset(
 
 
 class LLMError(Exception):
-    """A backend failure. `text_started` says whether any answer text was delivered."""
+    """A backend failure. `text_started` says whether any answer text was delivered;
+    `acted` whether a tool that changes something (a timer, a device) already ran, so
+    the request must not be started over by another provider (it would act twice)."""
 
-    def __init__(self, kind: ErrorKind, message: str, *, text_started: bool = False) -> None:
+    def __init__(
+        self, kind: ErrorKind, message: str, *, text_started: bool = False, acted: bool = False
+    ) -> None:
         super().__init__(f"{kind.value}: {message}")
         self.kind = kind
         self.text_started = text_started
+        self.acted = acted
+        self.billed: LLMResponse | None = None
+        """What finished calls of the failed request cost (an agent's tool steps before
+        the failing one): still charged to the budget though no final record came."""
         self.provider: str | None = None
         """Which of a tier's providers failed, when a provider chain knows it."""
 

@@ -231,6 +231,9 @@ class PersonaConfig:
     api_error: tuple[str, ...] = ()
     cut_short: tuple[str, ...] = ()
     """Said when an answer already under way fails (it is never re-asked elsewhere)."""
+    part_done: tuple[str, ...] = ()
+    """Said when an answer fails after a tool already changed something (a timer, a
+    device): not asked elsewhere, since that could do it twice."""
     misunderstanding: tuple[str, ...] = ()
     acknowledge: tuple[str, ...] = ()
     """Said when only the wake phrase was heard ("Atlas?" -> "Yes?")."""

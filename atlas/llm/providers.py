@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -109,6 +109,7 @@ class ProviderChain:
         self, messages: Sequence[Message], system: str, temperature: float, max_tokens: int
     ) -> AsyncIterator[StreamItem]:
         last: LLMError | None = None
+        spent = 0.0  # what failed providers' finished steps cost: the answer carries it
         for link in self.links:
             if link.disabled is not None or not link.breaker.allow():
                 continue
@@ -128,25 +129,31 @@ class ProviderChain:
                 last = error
                 self._failed(link, error)
                 await _close(stream)
+                if error.acted:  # another provider would set the timer (or the light) again
+                    error.provider = error.provider or link.name
+                    raise _with_spent(error, spent)
+                spent += error.billed.cost_usd if error.billed is not None else 0.0
                 continue
             # This provider answers: its breaker hears how the whole answer went.
             try:
                 item = first
                 while item is not None:
+                    if isinstance(item, LLMResponse) and spent:
+                        item = replace(item, cost_usd=item.cost_usd + spent)
                     yield item
                     item = await anext(stream, None)
                 link.breaker.record_success()
             except LLMError as e:
                 link.breaker.record_failure(e)
                 e.provider = e.provider or link.name
-                raise
+                raise _with_spent(e, spent) from None
             except (asyncio.CancelledError, GeneratorExit):
                 link.breaker.release()
                 raise
             finally:
                 await _close(stream)
             return
-        raise self._exhausted(last)
+        raise _with_spent(self._exhausted(last), spent)
 
     def _failed(self, link: ProviderLink, error: LLMError) -> None:
         if error.counts_for_breaker:
@@ -171,6 +178,18 @@ class ProviderChain:
             # Another provider is only resting (its breaker): the tier stays on.
             return LLMError(ErrorKind.UNAVAILABLE, f"every {self.tier} provider failed")
         return last
+
+
+def _with_spent(error: LLMError, spent: float) -> LLMError:
+    """The error, its `billed` record grown by what earlier providers' steps cost."""
+    if spent:
+        billed = error.billed
+        error.billed = (
+            replace(billed, cost_usd=billed.cost_usd + spent)
+            if billed is not None
+            else LLMResponse("", "", "", None, 0.0, cost_usd=spent, stop_reason="error")
+        )
+    return error
 
 
 async def _first_item(

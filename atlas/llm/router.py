@@ -17,7 +17,7 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeVar
 
@@ -459,6 +459,8 @@ class _CloudCall:
         self.response: LLMResponse | None = None
         self.failure: str | None = None
         self.provider: str | None = None
+        self.billed: LLMResponse | None = None
+        """What a failed request's finished steps cost (LLMError.billed)."""
         """The provider whose answer failed mid-way (when the tier has several)."""
         self.cost = 0.0
 
@@ -510,6 +512,7 @@ class _CloudCall:
             status = "failed"
             self.failure = e.kind.value
             self.provider = e.provider
+            self.billed = e.billed
             if e.counts_for_breaker:
                 breaker.record_failure(e)
             else:
@@ -519,12 +522,21 @@ class _CloudCall:
             elif e.kind == ErrorKind.MODEL_NOT_FOUND:
                 r.disable(tier, model_gone_warning(tier, r._tiers[tier].model, "not found"))
             log.warning("router.cloud_failed", tier=tier, error=str(e), spoken=bool(text_parts))
-            if not text_parts and not e.text_started:
+            if e.acted and not text_parts:
+                # A tool already changed something: neither another model nor a retry
+                # may answer as if it had not (nor do it again); a worry keeps its line.
+                line = r._persona.line("part_done")
+                if self._d.stage == "safety":
+                    worry = "legal" if is_legal(self._d.text) else "safety"
+                    line += " " + r._persona.line(worry)
+                yield line
+            elif not text_parts and not e.text_started:
                 settled = True
                 self._settle(reservation, started, status, "")
                 line = "timeout" if e.kind.value in ("timeout",) else "api_error"
                 raise _FallBack(e.kind.value, line) from None
-            yield " " + r._persona.line("cut_short")
+            else:
+                yield " " + r._persona.line("cut_short")
         except (asyncio.CancelledError, GeneratorExit):
             status = "cancelled"
             breaker.release()
@@ -547,12 +559,15 @@ class _CloudCall:
             # those tokens were billed, so charge what the text must have cost.
             cfg = self._r._tiers[self._tier]
             usage_cost = len(text) / 4 * cfg.output_usd_per_mtok / 1e6
+        if resp is None and self.billed is not None:  # the steps that finished, billed
+            resp = replace(self.billed, cost_usd=self.billed.cost_usd + usage_cost)
+            usage_cost = resp.cost_usd
         self.cost = usage_cost
         c = self._d.classification
         record = CallRecord(
             query_text=self._d.text,
             tier=self._tier,
-            model=resp.model if resp else self._r._tiers[self._tier].model,
+            model=(resp.model if resp else "") or self._r._tiers[self._tier].model,
             input_tokens=resp.usage.input_tokens if resp else 0,
             output_tokens=resp.usage.output_tokens if resp else 0,
             cache_read_tokens=resp.usage.cache_read_tokens if resp else 0,
@@ -564,7 +579,7 @@ class _CloudCall:
             category=self._d.stage,
             fallback_reason=self.failure or "",
             status=status,
-            provider=resp.backend if resp else (self.provider or "anthropic"),
+            provider=(resp.backend if resp else "") or self.provider or "anthropic",
         )
         self._r._budget.settle(reservation, record)
 

@@ -14,6 +14,8 @@ class ToolSpec:
     input_schema: Mapping[str, Any] = field(
         default_factory=lambda: {"type": "object", "properties": {}}
     )
+    acts: bool = True
+    """Whether a call changes something (False: it only reads, so repeating it is safe)."""
 
     def as_anthropic(self) -> dict[str, Any]:
         return {

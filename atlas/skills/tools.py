@@ -149,6 +149,7 @@ def skill_tools(
                 "get_current_datetime",
                 "The current local date, time, weekday and time zone of the household.",
                 _obj({}),
+                acts=False,
             ),
             get_current_datetime,
         ),
@@ -174,7 +175,12 @@ def skill_tools(
             set_timer,
         ),
         (
-            ToolSpec("list_timers", "The running timers and the time left on each.", _obj({})),
+            ToolSpec(
+                "list_timers",
+                "The running timers and the time left on each.",
+                _obj({}),
+                acts=False,
+            ),
             list_timers,
         ),
         (
@@ -202,6 +208,7 @@ def skill_tools(
                     {"expression": {"type": "string", "description": "The expression."}},
                     ("expression",),
                 ),
+                acts=False,
             ),
             calculate_tool,
         ),
@@ -218,6 +225,7 @@ def skill_tools(
                     },
                     ("value", "from_unit", "to_unit"),
                 ),
+                acts=False,
             ),
             convert_units,
         ),

@@ -8,7 +8,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -322,7 +322,8 @@ async def test_provider_failing_mid_step_falls_through_to_the_next_provider(
 ) -> None:
     tools = atlas_tools(timers)
     cloud.enqueue(
-        FakeLLMScript(reply="", tool_calls=(FakeToolCall("list_timers"),)),
+        # A million prompt tokens at the provider's $0.50 per million: not to be lost.
+        FakeLLMScript(reply="", tool_calls=(FakeToolCall("list_timers"),), prompt_tokens=1_000_000),
         FakeLLMScript(reply="You have no timers running.", drop_after_tokens=2),
     )
     anth.enqueue(FakeScript(text=ANTH_REPLY))
@@ -336,8 +337,40 @@ async def test_provider_failing_mid_step_falls_through_to_the_next_provider(
 
     assert "".join(deltas) == ANTH_REPLY, "nothing of the failed provider was said"
     assert final.backend == "anthropic"
+    assert final.cost_usd >= PRICE.input_per_mtok, "the failed provider's step is charged"
     assert chain.links[0].breaker.failure_count == 1
     assert len(cloud.chat_requests()) == 2
+
+
+async def test_a_provider_failing_after_a_tool_acted_is_not_started_over(
+    cloud: FakeLLMServer, anth: FakeAnthropic, timers: TimerService
+) -> None:
+    """The timer is set once: the next provider would run the whole loop again."""
+    tools = atlas_tools(timers)
+    cloud.enqueue(
+        FakeLLMScript(
+            reply="",
+            tool_calls=(FakeToolCall("set_timer", {"duration_seconds": 60}),),
+            prompt_tokens=300,
+        ),
+        FakeLLMScript(reply="Your timer is set.", drop_after_tokens=2),
+    )
+    anth.enqueue(FakeScript(text=ANTH_REPLY))
+    chain = agent_chain(
+        [provider(cloud.openai_base_url, before_anthropic=True)],
+        tools,
+        anthropic=anthropic_agent(anth, tools),
+    )
+    with pytest.raises(LLMError) as caught:
+        await run(chain, "set a timer for a minute")
+
+    assert caught.value.acted and not caught.value.text_started
+    assert caught.value.provider == "groq"
+    billed = caught.value.billed  # the finished step was billed: the ledger needs it
+    assert billed is not None and billed.usage.input_tokens == 300 and billed.cost_usd > 0
+    assert len(timers.list()) == 1, "set once, not again by the next provider"
+    assert [r for r in anth.requests if r.path.startswith("/v1/messages")] == []
+    assert chain.links[0].breaker.failure_count == 1
 
 
 async def test_provider_failing_mid_answer_never_switches(
@@ -368,22 +401,22 @@ async def test_provider_failing_mid_answer_never_switches(
 # ------------------------------------------------------------------ the router
 
 
-async def test_the_router_agent_tier_uses_the_tools_on_a_provider_alone(
-    tmp_path: Path,
-    settings: Settings,
-    cloud: FakeLLMServer,
-    timers: TimerService,
-) -> None:
-    """No Anthropic key: the agent tier is the provider, with ATLAS's tools."""
-    answer = "Sit down and call 112 now, sir; I have set a five minute timer."
-    cloud.enqueue(
-        FakeLLMScript(
-            reply="",
-            tool_calls=(FakeToolCall("set_timer", {"duration_seconds": 300}, id="call_t"),),
-            prompt_tokens=200,
-        ),
-        FakeLLMScript(reply=answer, prompt_tokens=260),
-    )
+@dataclass
+class RouterTurn:
+    spoken: str
+    result: AnswerResult | None
+    calls: list[tuple[Any, ...]]
+    """The ledger's rows: tier, model, status, provider."""
+    local_requests: int
+    cost_usd: float
+    """What the ledger charged for the turn."""
+
+
+async def router_turn(
+    tmp_path: Path, settings: Settings, cloud: FakeLLMServer, timers: TimerService, ask: str
+) -> RouterTurn:
+    """One turn through the real router, no Anthropic key: the agent tier is the
+    provider, with ATLAS's tools; a fake local model behind it."""
     with FakeLLMServer(default=FakeLLMScript(reply="Local.")) as local:
         clients: dict[Tier, LLMClient] = {
             "local": OpenAICompatClient(
@@ -414,23 +447,70 @@ async def test_the_router_agent_tier_uses_the_tools_on_a_provider_alone(
         try:
             pieces: list[str] = []
             result: AnswerResult | None = None
-            async for item in router.ask("my chest hurts"):
+            async for item in router.ask(ask):
                 if isinstance(item, AnswerResult):
                     result = item
                 else:
                     pieces.append(item)
-            assert local.chat_requests() == []
             with contextlib.closing(sqlite3.connect(ledger.path)) as conn:
                 rows = conn.execute("SELECT tier, model, status, provider FROM calls").fetchall()
+                cost = conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM calls").fetchone()
+            spoken = "".join(pieces).strip()
+            return RouterTurn(spoken, result, rows, len(local.chat_requests()), float(cost[0]))
         finally:
             await clients["local"].aclose()
             ledger.close()
-    assert result is not None and result.answered_by == "agent"
-    assert result.text == answer and "".join(pieces).strip() == answer
+
+
+async def test_the_router_agent_tier_uses_the_tools_on_a_provider_alone(
+    tmp_path: Path,
+    settings: Settings,
+    cloud: FakeLLMServer,
+    timers: TimerService,
+) -> None:
+    """No Anthropic key: the agent tier is the provider, with ATLAS's tools."""
+    answer = "Sit down and call 112 now, sir; I have set a five minute timer."
+    cloud.enqueue(
+        FakeLLMScript(
+            reply="",
+            tool_calls=(FakeToolCall("set_timer", {"duration_seconds": 300}, id="call_t"),),
+            prompt_tokens=200,
+        ),
+        FakeLLMScript(reply=answer, prompt_tokens=260),
+    )
+    turn = await router_turn(tmp_path, settings, cloud, timers, "my chest hurts")
+    assert turn.local_requests == 0
+    assert turn.result is not None and turn.result.answered_by == "agent"
+    assert turn.result.text == answer and turn.spoken == answer
     (status,) = timers.list()
     assert status.timer.duration_s == 300, "the timer the answer speaks of exists"
-    assert rows == [("agent", "llama-tools-70b", "ok", "groq")]
+    assert turn.calls == [("agent", "llama-tools-70b", "ok", "groq")]
     assert cloud.conversation_errors == []
+
+
+async def test_an_answer_lost_after_a_tool_acted_says_so_and_asks_no_one_else(
+    tmp_path: Path,
+    settings: Settings,
+    cloud: FakeLLMServer,
+    timers: TimerService,
+) -> None:
+    """The timer was set, then the provider failed before a word: the local model must
+    not answer as if nothing had happened, and nothing runs the tool again."""
+    cloud.enqueue(
+        FakeLLMScript(
+            reply="",
+            tool_calls=(FakeToolCall("set_timer", {"duration_seconds": 90}),),
+            prompt_tokens=1_000_000,
+        ),
+        FakeLLMScript(reply="Your timer is set.", drop_after_tokens=1),
+    )
+    turn = await router_turn(tmp_path, settings, cloud, timers, "my chest hurts")
+    assert turn.local_requests == 0
+    assert any(turn.spoken.startswith(line) for line in settings.persona.part_done), turn.spoken
+    assert any(turn.spoken.endswith(line) for line in settings.persona.safety), "still 112"
+    assert len(timers.list()) == 1, "set once"
+    assert turn.calls == [("agent", "llama-tools-70b", "failed", "groq")]
+    assert turn.cost_usd >= PRICE.input_per_mtok, "the step that set the timer is charged"
 
 
 async def test_the_brain_gives_an_agent_provider_the_tools(
