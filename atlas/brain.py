@@ -75,7 +75,12 @@ def build_classifier(settings: Settings, store: ModelStore) -> Classifier:
     """The routing cascade with its embedder and model or prototypes (no LLM needed)."""
     learned = read_router_model(settings)
     adapter = learned.adapter if learned else None
-    embedder = build_embedder(settings, store, adapter)
+    try:
+        embedder = build_embedder(settings, store, adapter)
+    except ValueError as e:  # an adapter that does not fit this encoder
+        log.warning("brain.router_model_unusable", problem=f"its adapter: {e}"[:300])
+        learned, adapter = None, None
+        embedder = build_embedder(settings, store)
     if learned is not None and not _fits(learned, embedder):
         learned = None
         if adapter is not None:  # the cascade's prototypes want the plain vectors

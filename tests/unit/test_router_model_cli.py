@@ -238,3 +238,28 @@ def test_an_adapter_is_merged_the_same_in_both_runtimes_and_changes_the_vectors(
     assert ((tuned.embed(texts) * torch_tuned.embed(texts)).sum(axis=1) >= 0.9999).all()
     assert ((tuned.embed(texts) * plain.embed(texts)).sum(axis=1) < 0.999).all()
     assert len(list(tmp_path.glob("minilm-*-lora-*.onnx"))) == 1  # a cache file of its own
+
+
+@pytest.mark.slow
+def test_a_model_whose_adapter_does_not_fit_the_encoder_leaves_routing_to_the_cascade(
+    config: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from atlas.llm.adapter import Adapter
+    from atlas.llm.router_train import record_model
+
+    shipped = load_model(ROOT / "models" / "router" / "router.npz", "")
+    a, b = np.zeros((2, 384), np.float32), np.zeros((384, 2), np.float32)
+    misfit = replace(shipped, adapter=Adapter(1.0, {"encoder.layer.9.output.dense": (a, b)}))
+    sha = misfit.save(tmp_path / "misfit.npz")
+    record_model(tmp_path / "routing.yaml", str(tmp_path / "misfit.npz"), sha)
+    settings = load_settings(config)
+    try:
+        classifier = build_classifier(settings, build_store(settings))
+    except ModelError as e:
+        pytest.skip(str(e))
+    assert classifier.model is None  # no traceback: the pattern cascade routes
+    assert classifier.embedder is not None and "+lora-" not in classifier.embedder.name
