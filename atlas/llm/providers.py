@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import overload
 
 import structlog
 
@@ -109,7 +110,7 @@ class ProviderChain:
         self, messages: Sequence[Message], system: str, temperature: float, max_tokens: int
     ) -> AsyncIterator[StreamItem]:
         last: LLMError | None = None
-        spent = 0.0  # what failed providers' finished steps cost: the answer carries it
+        spent: LLMResponse | None = None  # failed providers' finished steps, still billed
         for link in self.links:
             if link.disabled is not None or not link.breaker.allow():
                 continue
@@ -131,29 +132,31 @@ class ProviderChain:
                 await _close(stream)
                 if error.acted:  # another provider would set the timer (or the light) again
                     error.provider = error.provider or link.name
-                    raise _with_spent(error, spent)
-                spent += error.billed.cost_usd if error.billed is not None else 0.0
+                    error.billed = _plus(spent, error.billed)
+                    raise error
+                spent = _plus(spent, error.billed)
                 continue
             # This provider answers: its breaker hears how the whole answer went.
             try:
                 item = first
                 while item is not None:
-                    if isinstance(item, LLMResponse) and spent:
-                        item = replace(item, cost_usd=item.cost_usd + spent)
-                    yield item
+                    yield _plus(spent, item) if isinstance(item, LLMResponse) else item
                     item = await anext(stream, None)
                 link.breaker.record_success()
             except LLMError as e:
                 link.breaker.record_failure(e)
                 e.provider = e.provider or link.name
-                raise _with_spent(e, spent) from None
+                e.billed = _plus(spent, e.billed)
+                raise
             except (asyncio.CancelledError, GeneratorExit):
                 link.breaker.release()
                 raise
             finally:
                 await _close(stream)
             return
-        raise _with_spent(self._exhausted(last), spent)
+        exhausted = self._exhausted(last)
+        exhausted.billed = _plus(spent, exhausted.billed)
+        raise exhausted
 
     def _failed(self, link: ProviderLink, error: LLMError) -> None:
         if error.counts_for_breaker:
@@ -180,16 +183,15 @@ class ProviderChain:
         return last
 
 
-def _with_spent(error: LLMError, spent: float) -> LLMError:
-    """The error, its `billed` record grown by what earlier providers' steps cost."""
-    if spent:
-        billed = error.billed
-        error.billed = (
-            replace(billed, cost_usd=billed.cost_usd + spent)
-            if billed is not None
-            else LLMResponse("", "", "", None, 0.0, cost_usd=spent, stop_reason="error")
-        )
-    return error
+@overload
+def _plus(earlier: LLMResponse | None, record: LLMResponse) -> LLMResponse: ...
+@overload
+def _plus(earlier: LLMResponse | None, record: LLMResponse | None) -> LLMResponse | None: ...
+def _plus(earlier: LLMResponse | None, record: LLMResponse | None) -> LLMResponse | None:
+    """`record` with what `earlier` cost added (either may be missing)."""
+    if earlier is None or record is None:
+        return record or earlier
+    return replace(record, cost_usd=record.cost_usd + earlier.cost_usd)
 
 
 async def _first_item(

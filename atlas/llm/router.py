@@ -259,7 +259,7 @@ class Router:
         if c.stage == "safety":
             if tier != "local":
                 return None
-            kind = "legal" if is_legal(text) else "safety"
+            kind = _worry(text)
             return SkillAnswer(self._persona.line(kind), f"safety:{kind}")
         answer = self._stage_line(text)
         if answer is not None:
@@ -459,9 +459,9 @@ class _CloudCall:
         self.response: LLMResponse | None = None
         self.failure: str | None = None
         self.provider: str | None = None
+        """The provider whose answer failed mid-way (when the tier has several)."""
         self.billed: LLMResponse | None = None
         """What a failed request's finished steps cost (LLMError.billed)."""
-        """The provider whose answer failed mid-way (when the tier has several)."""
         self.cost = 0.0
 
     async def stream(self) -> AsyncIterator[str]:
@@ -527,8 +527,7 @@ class _CloudCall:
                 # may answer as if it had not (nor do it again); a worry keeps its line.
                 line = r._persona.line("part_done")
                 if self._d.stage == "safety":
-                    worry = "legal" if is_legal(self._d.text) else "safety"
-                    line += " " + r._persona.line(worry)
+                    line += " " + r._persona.line(_worry(self._d.text))
                 yield line
             elif not text_parts and not e.text_started:
                 settled = True
@@ -567,7 +566,7 @@ class _CloudCall:
         record = CallRecord(
             query_text=self._d.text,
             tier=self._tier,
-            model=(resp.model if resp else "") or self._r._tiers[self._tier].model,
+            model=resp.model if resp else self._r._tiers[self._tier].model,
             input_tokens=resp.usage.input_tokens if resp else 0,
             output_tokens=resp.usage.output_tokens if resp else 0,
             cache_read_tokens=resp.usage.cache_read_tokens if resp else 0,
@@ -579,7 +578,7 @@ class _CloudCall:
             category=self._d.stage,
             fallback_reason=self.failure or "",
             status=status,
-            provider=(resp.backend if resp else "") or self.provider or "anthropic",
+            provider=resp.backend if resp else (self.provider or "anthropic"),
         )
         self._r._budget.settle(reservation, record)
 
@@ -593,6 +592,11 @@ async def _closing(stream: AsyncIterator[_T]) -> AsyncIterator[AsyncIterator[_T]
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _worry(text: str) -> str:
+    """The persona line kind for a safety worry: legal trouble or everything else."""
+    return "legal" if is_legal(text) else "safety"
 
 
 def _unexpected(exc: Exception, text_started: bool) -> LLMError:
