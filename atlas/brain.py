@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from pathlib import Path
 
 import structlog
 
@@ -102,19 +103,25 @@ def build_embedder(
 ) -> Embedder:
     """MiniLM (with the router model's adapter merged, if any) on onnxruntime, exported
     once into the model cache, else through torch."""
-    model = store.resolve(
-        settings.router.embedder_model, "sentence-transformer", "router.embedder_model"
-    )
+    folder = embedder_folder(settings, store)
     runtime = settings.router.embedder_runtime
     if runtime in ("onnx", "onnx-int8"):
         cache = settings.project_path(settings.models.cache_dir) / "router"
         try:
             return OnnxMiniLMEmbedder(
-                model.path, cache, quantized=runtime == "onnx-int8", adapter=adapter
+                folder, cache, quantized=runtime == "onnx-int8", adapter=adapter
             )
         except Exception as e:  # only speed is lost: the torch encoder gives the same vectors
             log.warning("brain.onnx_embedder_unavailable", error=f"{type(e).__name__}: {e}"[:300])
-    return MiniLMEmbedder(model.path, adapter=adapter)
+    return MiniLMEmbedder(folder, adapter=adapter)
+
+
+def embedder_folder(settings: Settings, store: ModelStore) -> Path:
+    """The router embedder's verified model folder (what an adapter is fit on)."""
+    model = store.resolve(
+        settings.router.embedder_model, "sentence-transformer", "router.embedder_model"
+    )
+    return model.path
 
 
 def read_router_model(settings: Settings) -> RouterModel | None:

@@ -251,7 +251,7 @@ def _routing_file(settings: Settings) -> Path:
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     from atlas.app import build_store
-    from atlas.brain import build_embedder
+    from atlas.brain import build_embedder, embedder_folder
     from atlas.llm.adapter import TuneConfig
     from atlas.llm.classifier import load_prototypes
     from atlas.llm.router_train import record_model, train_router
@@ -264,9 +264,6 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     configured = settings.router.model or _MODEL
     out = args.out if args.out is not None else settings.project_path(configured)
     store = build_store(settings)
-    encoder = store.resolve(
-        settings.router.embedder_model, "sentence-transformer", "router.embedder_model"
-    )
     shown_step = -1
 
     def progress(step: int, steps: int) -> None:
@@ -278,7 +275,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     try:
         result = train_router(
             args.file,
-            encoder.path,
+            embedder_folder(settings, store),
             lambda adapter: build_embedder(settings, store, adapter),
             out,
             TuneConfig(epochs=args.epochs),

@@ -21,6 +21,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ class Adapter:
     def rank(self) -> int:
         return int(next(iter(self.factors.values()))[0].shape[0])
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         """Identifies the adapter: part of the embedder's name and its cache key."""
         digest = hashlib.sha256(f"lora scale={self.scale!r}".encode())

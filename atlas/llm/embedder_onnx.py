@@ -127,8 +127,8 @@ def cached_export(model_dir: Path, cache_dir: Path, adapter: Adapter | None = No
     its weights, if any), exporting it if needed."""
     weights = _sha256(model_dir / "model.safetensors")
     tuned = adapter.sha256 if adapter is not None else None
-    onnx_path = cache_dir / (f"minilm-{weights[:16]}" + (f"-lora-{tuned[:16]}" if tuned else ""))
-    onnx_path = onnx_path.with_suffix(".onnx")
+    lora = f"-lora-{tuned[:16]}" if tuned else ""
+    onnx_path = cache_dir / f"minilm-{weights[:16]}{lora}.onnx"
     stamp_path = onnx_path.with_suffix(".json")
     try:
         stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
@@ -204,19 +204,6 @@ def _quantize(model_dir: Path, onnx_path: Path, int8_path: Path) -> None:
     )
 
 
-def _onnx_export(torch: Any, module: Any, example: Any, path: str) -> None:
-    torch.onnx.export(
-        module,
-        (example, example),
-        path,
-        input_names=["ids", "mask"],
-        output_names=["hidden"],
-        dynamic_axes={"ids": {1: "tokens"}, "mask": {1: "tokens"}, "hidden": {1: "tokens"}},
-        opset_version=17,
-        dynamo=False,
-    )
-
-
 def _export(model_dir: Path, onnx_path: Path, adapter: Adapter | None) -> None:
     """torch.onnx export of the encoder's last hidden state, checked against torch."""
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -247,7 +234,16 @@ def _export(model_dir: Path, onnx_path: Path, adapter: Adapter | None) -> None:
         example = torch.ones((1, 8), dtype=torch.long)
         with warnings.catch_warnings():  # the tracer's advice is for other graphs
             warnings.simplefilter("ignore")
-            _onnx_export(torch, _Hidden(encoder).eval(), example, tmp)
+            torch.onnx.export(
+                _Hidden(encoder).eval(),
+                (example, example),
+                tmp,
+                input_names=["ids", "mask"],
+                output_names=["hidden"],
+                dynamic_axes={"ids": {1: "tokens"}, "mask": {1: "tokens"}, "hidden": {1: "tokens"}},
+                opset_version=17,
+                dynamo=False,
+            )
         session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
         for probe in _PROBES:
             enc = tokenizer([probe], return_tensors="pt")

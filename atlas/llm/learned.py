@@ -64,8 +64,10 @@ class RouterModel:
             "data_sha256": self.data_sha256,
             "rows": self.rows,
         }
-        arrays: dict[str, Any] = {"weights": self.weights.astype(np.float32)}
-        arrays["bias"] = self.bias.astype(np.float32)
+        arrays: dict[str, Any] = {
+            "weights": self.weights.astype(np.float32),
+            "bias": self.bias.astype(np.float32),
+        }
         if self.adapter is not None:
             meta["adapter_sha256"] = self.adapter.sha256
             arrays.update(self.adapter.arrays())
@@ -198,6 +200,12 @@ def expected_calibration_error(
     return float(total)
 
 
+def require_every_tier(y: npt.NDArray[np.int64]) -> None:
+    """ValueError unless the labels hold every tier (before any costly fitting)."""
+    if len(set(y.tolist())) < len(TIERS):
+        raise ValueError("training data must hold rows of all three tiers")
+
+
 HOLDOUT = 0.2
 """The share of training rows kept out of the fit (and the adapter) to set the temperature."""
 
@@ -223,8 +231,7 @@ def train(
 
     Returns the model and the held-out ECE after scaling.
     """
-    if len(set(y.tolist())) < len(TIERS):
-        raise ValueError("training data must hold rows of all three tiers")
+    require_every_tier(y)
     held, fit_rows = calibration_split(len(y))
     w, b = fit_logistic(x[fit_rows], y[fit_rows])
     logits = x[held] @ w + b

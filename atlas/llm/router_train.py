@@ -22,7 +22,7 @@ from atlas.llm.adapter import Adapter, TuneConfig, fine_tune
 from atlas.llm.base import TIERS
 from atlas.llm.classifier import load_prototypes, normalise
 from atlas.llm.embedder import Embedder
-from atlas.llm.learned import calibration_split, train
+from atlas.llm.learned import calibration_split, require_every_tier, train
 from atlas.llm.router_eval import set_router_values
 
 
@@ -66,8 +66,10 @@ def train_router(
     rows = load_prototypes(data)
     data_sha = hashlib.sha256(data.read_bytes()).hexdigest()
     labels = np.array([TIERS.index(r.tier) for r in rows], dtype=np.int64)
-    if len(set(labels.tolist())) < len(TIERS):
-        raise ValueError(f"{data}: training data must hold rows of all three tiers")
+    try:
+        require_every_tier(labels)  # before minutes of fine-tuning
+    except ValueError as e:
+        raise ValueError(f"{data}: {e}") from None
     texts = [normalise(r.text) for r in rows]
     adapter = None
     how = "embedder not tuned (plain vectors)"
