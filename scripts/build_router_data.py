@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import router_frozen2 as frozen2
 import router_frozen3 as frozen3
 import router_more as more
+import router_msbf as msbf
 import router_own
 import router_own_more as own_more
 import router_sources as src
@@ -53,6 +54,8 @@ _REPOS = {
     "leon": "leon-ai+leon",
     "covid_q": "JerryWeiAI+COVID-Q",
     "k_qa": "Itaymanes+K-QA",
+    # appended to train and dev after the frozen splits (rules MB1-MB7).
+    "botframework": "microsoft+botframework-solutions",
 }
 
 
@@ -171,6 +174,19 @@ def main() -> int:
     evaluation3 = frozen_three(
         repo, random.Random(args.seed + 3), seen | {normalise(r[0]) for r in dev}
     )
+    # Bot Framework skills (rules MB1-MB7), appended after every frozen split with their
+    # own rng: the rows above and the frozen splits are unchanged. Rows equal to a frozen,
+    # train or dev row are removed; train and dev get different utterances.
+    bf_train, bf_dev, bf_removed = msbf.split(
+        msbf.botframework(repo["botframework"]),
+        random.Random(args.seed + 5),
+        seen | {normalise(r[0]) for r in dev + evaluation3},
+        per_train=40,
+        per_dev=8,
+    )
+    train += bf_train
+    dev += bf_dev
+    print(f"botframework: train {len(bf_train)}, dev {len(bf_dev)}, removed {bf_removed}")
     args.out.mkdir(parents=True, exist_ok=True)
     write(args.out / "dev.tsv", dev, "development set (never trained on; thresholds are set here)")
     write(args.out / "train.tsv", train, "ATLAS router training set: see README.md")
