@@ -5,8 +5,10 @@
 `--mirrors` holds git directories named owner+name/repo. Writes data/router/train.tsv
 and dev.tsv (Home Assistant intents, Schema-Guided Dialogue, MedQuAD, WebQuestions,
 OVOS/Mycroft skills, Banking77, the project's own lexicons), eval_frozen.tsv (Snips and
-LiveQA-Med, sources never used for training) and eval_frozen2.tsv (Almond, NQ-open,
-NLU++ hotels, MeQSum: corpus families never used for training). The rules mapping
+LiveQA-Med, sources never used for training), eval_frozen2.tsv (Almond, NQ-open,
+NLU++ hotels, MeQSum), eval_frozen3.tsv (Rasa demo and masterclass, Leon, COVID-Q, K-QA)
+and eval_frozen4.tsv (MindMeld blueprints, NLU Evaluation Corpora, ExpertQA): corpus
+families never used for training. The rules mapping
 intents to tiers are in data/router/README.md. Deterministic for a given seed and
 corpus commits.
 """
@@ -26,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import router_frozen2 as frozen2
 import router_frozen3 as frozen3
+import router_frozen4 as frozen4
 import router_more as more
 import router_msbf as msbf
 import router_own
@@ -56,6 +59,10 @@ _REPOS = {
     "k_qa": "Itaymanes+K-QA",
     # appended to train and dev after the frozen splits (rules MB1-MB7).
     "botframework": "microsoft+botframework-solutions",
+    # eval_frozen4.tsv only: never read for training or dev.
+    "mindmeld": "CiscoDevNet+mindmeld-blueprints",
+    "nlu_eval": "sebischair+NLU-Evaluation-Corpora",
+    "expertqa": "chaitanyamalaviya+ExpertQA",
 }
 
 
@@ -105,6 +112,29 @@ def frozen_three(repo: dict[str, Path], rng: random.Random, seen: set[str]) -> l
     rows += cap((r for r in covid if r[1] == "agent"), 17, rng)
     rows += cap((r for r in covid if r[1] == "haiku"), 20, rng)
     rows += cap(fresh(frozen3.k_qa(repo["k_qa"])), 150, rng)
+    out: dict[str, src.Row] = {}
+    for row in rows:  # one row per utterance across the split (the first category wins)
+        out.setdefault(normalise(row[0]), row)
+    return list(out.values())
+
+
+def frozen_four(repo: dict[str, Path], rng: random.Random, earlier: set[str]) -> list[src.Row]:
+    """The fourth frozen split: corpora (and corpus families) never used for training.
+
+    A candidate equal (after normalising) to a row of an earlier frozen split is dropped
+    before sampling; train and dev rows equal to a frozen4 row are removed by the caller.
+    """
+
+    def fresh(rows: Iterable[src.Row]) -> list[src.Row]:
+        return [r for r in rows if normalise(r[0]) not in earlier]
+
+    mindmeld = fresh(frozen4.mindmeld(repo["mindmeld"]))
+    rows = cap((r for r in mindmeld if r[1] == "local"), 11, rng)
+    rows += cap((r for r in mindmeld if r[1] == "haiku"), 5, rng)
+    rows += cap(fresh(frozen4.nlu_evaluation_corpora(repo["nlu_eval"])), 8, rng)
+    expert = fresh(frozen4.expertqa(repo["expertqa"]))
+    rows += cap((r for r in expert if r[1] == "haiku"), 3, rng)
+    rows += cap((r for r in expert if r[1] == "agent"), 3, rng)
     out: dict[str, src.Row] = {}
     for row in rows:  # one row per utterance across the split (the first category wins)
         out.setdefault(normalise(row[0]), row)
@@ -187,6 +217,15 @@ def main() -> int:
     train += bf_train
     dev += bf_dev
     print(f"botframework: train {len(bf_train)}, dev {len(bf_dev)}, removed {bf_removed}")
+    evaluation4 = frozen_four(
+        repo,
+        random.Random(args.seed + 4),
+        {normalise(r[0]) for r in evaluation + evaluation2 + evaluation3},
+    )
+    frozen4_texts = {normalise(r[0]) for r in evaluation4}
+    removed = [r for r in train + dev if normalise(r[0]) in frozen4_texts]
+    train = [r for r in train if normalise(r[0]) not in frozen4_texts]
+    dev = [r for r in dev if normalise(r[0]) not in frozen4_texts]
     args.out.mkdir(parents=True, exist_ok=True)
     write(args.out / "dev.tsv", dev, "development set (never trained on; thresholds are set here)")
     write(args.out / "train.tsv", train, "ATLAS router training set: see README.md")
@@ -207,18 +246,29 @@ def main() -> int:
         "FROZEN evaluation set 3 (Rasa demo and masterclass, Leon, COVID-Q, K-QA): never "
         "train or tune on it, never look at a model's errors on it",
     )
+    write(
+        args.out / "eval_frozen4.tsv",
+        evaluation4,
+        "FROZEN evaluation set 4 (MindMeld blueprints, NLU Evaluation Corpora, ExpertQA): "
+        "never train or tune on it, never look at a model's errors on it",
+    )
     for name, rows in (
         ("train", train),
         ("dev", dev),
         ("eval", evaluation),
         ("eval2", evaluation2),
         ("eval3", evaluation3),
+        ("eval4", evaluation4),
     ):
         counts: dict[str, int] = defaultdict(int)
         for r in rows:
             counts[r[1]] += 1
         print(f"{name}: {len(rows)} rows {dict(sorted(counts.items()))}")
     print(f"dropped from training (also in evaluation): {len(leaked)}")
+    kinds: dict[str, int] = defaultdict(int)
+    for r in removed:
+        kinds[r[2]] += 1
+    print(f"dropped from train/dev (also in eval_frozen4): {len(removed)} {dict(kinds)}")
     return 0
 
 

@@ -106,7 +106,9 @@ def _rows(name: str) -> list[dict[str, str]]:
     return list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-@pytest.mark.parametrize("frozen_file", ["eval_frozen.tsv", "eval_frozen2.tsv", "eval_frozen3.tsv"])
+@pytest.mark.parametrize(
+    "frozen_file", ["eval_frozen.tsv", "eval_frozen2.tsv", "eval_frozen3.tsv", "eval_frozen4.tsv"]
+)
 def test_frozen_evaluation_shares_no_source_and_no_utterance_with_training(
     frozen_file: str,
 ) -> None:
@@ -137,6 +139,22 @@ def test_the_third_frozen_split_holds_200_rows_per_tier_and_nothing_of_the_earli
     earlier = _rows("eval_frozen.tsv") + _rows("eval_frozen2.tsv")
     assert {r["source"] for r in frozen3}.isdisjoint({r["source"] for r in earlier})
     assert not set(texts) & {normalise(r["utterance"]) for r in earlier}
+
+
+def test_the_fourth_frozen_split_holds_250_rows_per_tier_and_nothing_of_the_earlier_ones() -> None:
+    frozen4 = _rows("eval_frozen4.tsv")
+    tiers = [r["tier"] for r in frozen4]
+    assert all(tiers.count(t) >= 250 for t in ("local", "haiku", "agent"))
+    texts = [normalise(r["utterance"]) for r in frozen4]
+    assert len(set(texts)) == len(texts)
+    earlier = _rows("eval_frozen.tsv") + _rows("eval_frozen2.tsv") + _rows("eval_frozen3.tsv")
+    assert {r["source"] for r in frozen4}.isdisjoint({r["source"] for r in earlier})
+    assert not set(texts) & {normalise(r["utterance"]) for r in earlier}
+    # its local tier holds commands to the house (devices, doors, heating, alarms,
+    # timers), not only small talk
+    small_talk = ("mindmeld:home_assistant.greet", "mindmeld:home_assistant.exit")
+    commands = [r for r in frozen4 if r["tier"] == "local" and r["category"] not in small_talk]
+    assert len(commands) >= 200
 
 
 @pytest.mark.slow
