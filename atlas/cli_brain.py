@@ -60,7 +60,7 @@ def _epochs(text: str) -> int:
 
 
 _MODEL = "models/router/router.npz"
-_EVAL = "data/router/eval_frozen3.tsv"
+_EVAL = "data/router/eval_frozen4.tsv"
 
 
 # ----------------------------------------------------------------------------- ask
