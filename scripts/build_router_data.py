@@ -93,29 +93,35 @@ def frozen_two(repo: dict[str, Path], rng: random.Random) -> list[src.Row]:
     return rows
 
 
+def _unseen(rows: Iterable[src.Row], seen: set[str]) -> list[src.Row]:
+    """The rows whose utterance (after normalising) is not in `seen`."""
+    return [r for r in rows if normalise(r[0]) not in seen]
+
+
+def _one_per_utterance(rows: Iterable[src.Row]) -> list[src.Row]:
+    """One row per utterance across a split (the first category wins)."""
+    out: dict[str, src.Row] = {}
+    for row in rows:
+        out.setdefault(normalise(row[0]), row)
+    return list(out.values())
+
+
 def frozen_three(repo: dict[str, Path], rng: random.Random, seen: set[str]) -> list[src.Row]:
     """The third frozen split: corpora (and corpus families) never used for training.
 
     Built after train/dev and leaves them alone: a row equal (after normalising) to a
     train, dev or earlier frozen row is dropped from this split instead, before sampling.
     """
-
-    def fresh(rows: Iterable[src.Row]) -> list[src.Row]:
-        return [r for r in rows if normalise(r[0]) not in seen]
-
-    rasa = fresh(frozen3.rasa_demo(repo["rasa_demo"]))
+    rasa = _unseen(frozen3.rasa_demo(repo["rasa_demo"]), seen)
     rows = cap((r for r in rasa if r[1] == "local"), 10, rng)
     rows += cap((r for r in rasa if r[1] == "haiku"), 6, rng)
-    rows += cap(fresh(frozen3.rasa_masterclass(repo["rasa_masterclass"])), 8, rng)
-    rows += cap(fresh(frozen3.leon(repo["leon"])), 6, rng)
-    covid = fresh(frozen3.covid_q(repo["covid_q"]))
+    rows += cap(_unseen(frozen3.rasa_masterclass(repo["rasa_masterclass"]), seen), 8, rng)
+    rows += cap(_unseen(frozen3.leon(repo["leon"]), seen), 6, rng)
+    covid = _unseen(frozen3.covid_q(repo["covid_q"]), seen)
     rows += cap((r for r in covid if r[1] == "agent"), 17, rng)
     rows += cap((r for r in covid if r[1] == "haiku"), 20, rng)
-    rows += cap(fresh(frozen3.k_qa(repo["k_qa"])), 150, rng)
-    out: dict[str, src.Row] = {}
-    for row in rows:  # one row per utterance across the split (the first category wins)
-        out.setdefault(normalise(row[0]), row)
-    return list(out.values())
+    rows += cap(_unseen(frozen3.k_qa(repo["k_qa"]), seen), 150, rng)
+    return _one_per_utterance(rows)
 
 
 def frozen_four(repo: dict[str, Path], rng: random.Random, earlier: set[str]) -> list[src.Row]:
@@ -124,21 +130,14 @@ def frozen_four(repo: dict[str, Path], rng: random.Random, earlier: set[str]) ->
     A candidate equal (after normalising) to a row of an earlier frozen split is dropped
     before sampling; train and dev rows equal to a frozen4 row are removed by the caller.
     """
-
-    def fresh(rows: Iterable[src.Row]) -> list[src.Row]:
-        return [r for r in rows if normalise(r[0]) not in earlier]
-
-    mindmeld = fresh(frozen4.mindmeld(repo["mindmeld"]))
+    mindmeld = _unseen(frozen4.mindmeld(repo["mindmeld"]), earlier)
     rows = cap((r for r in mindmeld if r[1] == "local"), 11, rng)
     rows += cap((r for r in mindmeld if r[1] == "haiku"), 5, rng)
-    rows += cap(fresh(frozen4.nlu_evaluation_corpora(repo["nlu_eval"])), 8, rng)
-    expert = fresh(frozen4.expertqa(repo["expertqa"]))
+    rows += cap(_unseen(frozen4.nlu_evaluation_corpora(repo["nlu_eval"]), earlier), 8, rng)
+    expert = _unseen(frozen4.expertqa(repo["expertqa"]), earlier)
     rows += cap((r for r in expert if r[1] == "haiku"), 3, rng)
     rows += cap((r for r in expert if r[1] == "agent"), 3, rng)
-    out: dict[str, src.Row] = {}
-    for row in rows:  # one row per utterance across the split (the first category wins)
-        out.setdefault(normalise(row[0]), row)
-    return list(out.values())
+    return _one_per_utterance(rows)
 
 
 def _git_dir(path: Path) -> Path:

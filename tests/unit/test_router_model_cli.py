@@ -130,31 +130,30 @@ def test_the_second_frozen_split_holds_at_least_150_rows_per_tier() -> None:
     assert all(tiers.count(t) >= 150 for t in ("local", "haiku", "agent"))
 
 
-def test_the_third_frozen_split_holds_200_rows_per_tier_and_nothing_of_the_earlier_ones() -> None:
-    frozen3 = _rows("eval_frozen3.tsv")
-    tiers = [r["tier"] for r in frozen3]
-    assert all(tiers.count(t) >= 200 for t in ("local", "haiku", "agent"))
-    texts = [normalise(r["utterance"]) for r in frozen3]
+@pytest.mark.parametrize(
+    ("frozen_file", "earlier_files", "per_tier"),
+    [
+        ("eval_frozen3.tsv", ("eval_frozen.tsv", "eval_frozen2.tsv"), 200),
+        ("eval_frozen4.tsv", ("eval_frozen.tsv", "eval_frozen2.tsv", "eval_frozen3.tsv"), 250),
+    ],
+)
+def test_a_later_frozen_split_is_big_enough_and_holds_nothing_of_the_earlier_ones(
+    frozen_file: str, earlier_files: tuple[str, ...], per_tier: int
+) -> None:
+    frozen = _rows(frozen_file)
+    tiers = [r["tier"] for r in frozen]
+    assert all(tiers.count(t) >= per_tier for t in ("local", "haiku", "agent"))
+    texts = [normalise(r["utterance"]) for r in frozen]
     assert len(set(texts)) == len(texts)
-    earlier = _rows("eval_frozen.tsv") + _rows("eval_frozen2.tsv")
-    assert {r["source"] for r in frozen3}.isdisjoint({r["source"] for r in earlier})
+    earlier = [row for name in earlier_files for row in _rows(name)]
+    assert {r["source"] for r in frozen}.isdisjoint({r["source"] for r in earlier})
     assert not set(texts) & {normalise(r["utterance"]) for r in earlier}
 
 
-def test_the_fourth_frozen_split_holds_250_rows_per_tier_and_nothing_of_the_earlier_ones() -> None:
-    frozen4 = _rows("eval_frozen4.tsv")
-    tiers = [r["tier"] for r in frozen4]
-    assert all(tiers.count(t) >= 250 for t in ("local", "haiku", "agent"))
-    texts = [normalise(r["utterance"]) for r in frozen4]
-    assert len(set(texts)) == len(texts)
-    earlier = _rows("eval_frozen.tsv") + _rows("eval_frozen2.tsv") + _rows("eval_frozen3.tsv")
-    assert {r["source"] for r in frozen4}.isdisjoint({r["source"] for r in earlier})
-    assert not set(texts) & {normalise(r["utterance"]) for r in earlier}
-    # its local tier holds commands to the house (devices, doors, heating, alarms,
-    # timers), not only small talk
+def test_the_fourth_frozen_split_checks_commands_to_the_house_not_only_small_talk() -> None:
     small_talk = ("mindmeld:home_assistant.greet", "mindmeld:home_assistant.exit")
-    commands = [r for r in frozen4 if r["tier"] == "local" and r["category"] not in small_talk]
-    assert len(commands) >= 200
+    local = [r for r in _rows("eval_frozen4.tsv") if r["tier"] == "local"]
+    assert len([r for r in local if r["category"] not in small_talk]) >= 200
 
 
 @pytest.mark.slow
