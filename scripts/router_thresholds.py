@@ -50,6 +50,8 @@ def sources(path: Path) -> list[str]:
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.startswith("#")]
     header = lines[0].split("\t")
+    if "source" not in header:
+        raise ValueError(f"{path}: no 'source' column, so no corpus can be held out")
     col = header.index("source")
     return [ln.split("\t")[col] for ln in lines[1:]]
 
@@ -70,6 +72,9 @@ def out_of_source(
     src = np.array(sources(data))
     folder = Path(get_model_path())
     probs = np.full((len(rows), len(TIERS)), np.nan, dtype=np.float32)
+    unknown = sorted({name for fold in folds for name in fold} - set(src.tolist()))
+    if unknown:
+        raise ValueError(f"{data}: no rows from source(s) {', '.join(unknown)}")
     for fold in folds:
         started = time.perf_counter()
         held = np.isin(src, fold)
@@ -133,14 +138,30 @@ def _line(label: str, acc: float, recall: list[float], precision: list[float]) -
     return f"{label}: balanced accuracy {acc:.4f}; recall/precision {r}"
 
 
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        agent, local = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected agent,local (two numbers): {text!r}") from None
+    return agent, local
+
+
 def main() -> int:
+    try:
+        return _main()
+    except ValueError as e:  # bad data or options: one line, no traceback
+        print(f"router_thresholds: {e}", file=sys.stderr)
+        return 2
+
+
+def _main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data", type=Path)
     ap.add_argument("--folds", default=FOLDS, help="groups of sources: a+b,c+d,...")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--slack", type=float, default=0.005)
     ap.add_argument("--cache", type=Path, help="out-of-source probabilities (.npz)")
-    ap.add_argument("--current", default="0.35,0.60", help="agent,local to compare with")
+    ap.add_argument("--current", type=_pair, default=(0.25, 0.78), help="agent,local to compare")
     args = ap.parse_args()
     if args.cache is not None and args.cache.exists():
         saved = np.load(args.cache)
@@ -156,7 +177,7 @@ def main() -> int:
         f"{len(y)} out-of-source rows: "
         + ", ".join(f"{t} {int((y == i).sum())}" for i, t in enumerate(TIERS))
     )
-    agent, local = (float(v) for v in args.current.split(","))
+    agent, local = args.current
     print(_line(f"current {agent:.2f} / {local:.2f}", *scores(route(p, agent, local), y)))
     a, lo, acc, recall, precision = choose(p, y, args.slack)
     print(
