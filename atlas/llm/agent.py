@@ -9,6 +9,9 @@ tool is held back until the step ends; the final forced step streams as it comes
 The loop is provider-neutral: it talks to a `ToolModel` (Anthropic, or an
 OpenAI-compatible endpoint), which also says how a tool step is written back into the
 conversation in its own wire format.
+
+After each tool step the stream carries a running bill (an `interim` LLMResponse with
+what the finished steps cost), so a caller cut off by a barge-in still charges them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -118,6 +122,10 @@ class AgentRunner:
                 ms=round((time.perf_counter() - t0) * 1000.0, 1),
             )
             acted = acted or any(self._acts(call) for call in turn.tool_calls)
+            # The step's call is billed: a barge-in from here on still pays for it.
+            yield replace(
+                self._bill(usage, cost, t0), stop_reason="tool_use", interim=True, acted=acted
+            )
             results = await self._run_tools(turn.tool_calls, deadline)
             convo.extend(self._client.tool_turn(turn, results))
 
@@ -138,11 +146,13 @@ class AgentRunner:
     def _billed(self, err: LLMError, usage: Usage, cost: float, t0: float) -> LLMError:
         """The error, carrying what the finished steps cost (their calls were billed)."""
         if cost > 0 or usage != Usage():
-            elapsed = (time.perf_counter() - t0) * 1000.0
-            err.billed = LLMResponse(
-                "", self.model, self.backend, None, elapsed, usage, cost, "error"
-            )
+            err.billed = self._bill(usage, cost, t0)
         return err
+
+    def _bill(self, usage: Usage, cost: float, t0: float) -> LLMResponse:
+        """What the finished steps cost, as a record with no answer."""
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        return LLMResponse("", self.model, self.backend, None, elapsed, usage, cost, "error")
 
     def _acts(self, call: ToolCall) -> bool:
         """Whether running this call changes something (an unknown tool or unreadable

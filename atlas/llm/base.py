@@ -74,6 +74,12 @@ class LLMResponse:
     stop_reason: str | None = None
     cache_note: str = ""
     """Why nothing was cached, when that is the case (e.g. prefix below the minimum)."""
+    interim: bool = False
+    """A running bill, not the end: what the finished steps of a tool loop cost so far
+    (their calls are billed). The final record follows unless the call fails or is
+    cancelled, so a barge-in during tool steps is still charged for them."""
+    acted: bool = False
+    """(A running bill) a finished step changed something: see LLMError.acted."""
 
 
 StreamItem = str | LLMResponse
@@ -182,7 +188,7 @@ async def collect(stream: AsyncIterator[StreamItem]) -> LLMResponse:
     """Drain a stream and return its final record (the shared `generate` helper)."""
     final: LLMResponse | None = None
     async for item in stream:
-        if isinstance(item, LLMResponse):
+        if isinstance(item, LLMResponse) and not item.interim:
             final = item
     if final is None:
         raise LLMError(ErrorKind.MID_STREAM, "stream ended without a final record")

@@ -120,13 +120,24 @@ class ProviderChain:
                 temperature if link.temperature is None else link.temperature,
                 max_tokens if link.max_tokens is None else link.max_tokens,
             )
+            deadline = asyncio.get_running_loop().time() + link.first_token_deadline_s
+            bill: LLMResponse | None = None
             try:
-                first, error = await _first_item(stream, link)
+                first, error = await _first_item(stream, link, deadline)
+                while isinstance(first, LLMResponse) and first.interim:
+                    # A tool loop's running bill: passed on (a barge-in still pays for
+                    # the finished steps), but this provider has not answered yet.
+                    bill = first
+                    yield _plus(spent, first)
+                    first, error = await _first_item(stream, link, deadline)
             except (asyncio.CancelledError, GeneratorExit):  # a barge-in before any word
                 link.breaker.release()
                 await _close(stream)
                 raise
             if error is not None:
+                if bill is not None:  # cut short here (the deadline): its steps still count
+                    error.billed = error.billed or bill
+                    error.acted = error.acted or bill.acted
                 last = error
                 self._failed(link, error)
                 await _close(stream)
@@ -195,10 +206,11 @@ def _plus(earlier: LLMResponse | None, record: LLMResponse | None) -> LLMRespons
 
 
 async def _first_item(
-    stream: AsyncIterator[StreamItem], link: ProviderLink
+    stream: AsyncIterator[StreamItem], link: ProviderLink, deadline: float
 ) -> tuple[StreamItem | None, LLMError | None]:
+    """The next item, unless the provider's first-token deadline (loop time) passes."""
     try:
-        async with asyncio.timeout(link.first_token_deadline_s):
+        async with asyncio.timeout_at(deadline):
             return await anext(stream), None
     except TimeoutError:
         return None, LLMError(ErrorKind.TIMEOUT, f"{link.name}: first-token deadline missed")

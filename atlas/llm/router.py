@@ -495,8 +495,15 @@ class _CloudCall:
                     deadline = client.first_token_deadline_s
                 async with asyncio.timeout(deadline):
                     item: StreamItem | None = await anext(stream)
+                    while isinstance(item, LLMResponse) and item.interim:
+                        self.response = item  # the finished tool steps' running bill
+                        item = await anext(stream)
             except TimeoutError:
-                raise LLMError(ErrorKind.TIMEOUT, "first-token deadline missed") from None
+                # Cut short during a tool loop: its finished steps may have acted.
+                acted = self.response is not None and self.response.acted
+                raise LLMError(
+                    ErrorKind.TIMEOUT, "first-token deadline missed", acted=acted
+                ) from None
             except StopAsyncIteration:
                 raise LLMError(ErrorKind.MID_STREAM, "empty stream") from None
             while item is not None:
@@ -552,15 +559,18 @@ class _CloudCall:
         self, reservation: Reservation, started: float, status: CallStatus, text: str
     ) -> None:
         resp = self.response
-        usage_cost = resp.cost_usd if resp is not None else 0.0
-        if resp is None and status != "ok" and text:
+        cut_short = resp is None or resp.interim  # no final usage record came
+        spoken_cost = 0.0
+        if cut_short and status != "ok" and text:
             # Cut off (barge-in or a mid-stream failure) before the final usage record:
             # those tokens were billed, so charge what the text must have cost.
             cfg = self._r._tiers[self._tier]
-            usage_cost = len(text) / 4 * cfg.output_usd_per_mtok / 1e6
-        if resp is None and self.billed is not None:  # the steps that finished, billed
-            resp = replace(self.billed, cost_usd=self.billed.cost_usd + usage_cost)
-            usage_cost = resp.cost_usd
+            spoken_cost = len(text) / 4 * cfg.output_usd_per_mtok / 1e6
+        if cut_short and self.billed is not None:  # a failure: every step that finished
+            resp = self.billed
+        usage_cost = (resp.cost_usd if resp is not None else 0.0) + spoken_cost
+        if resp is not None:
+            resp = replace(resp, cost_usd=usage_cost)
         self.cost = usage_cost
         c = self._d.classification
         record = CallRecord(

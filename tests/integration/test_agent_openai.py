@@ -4,6 +4,7 @@ OpenAI-compatible server (which refuses a malformed tool conversation with a 400
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
@@ -19,7 +20,16 @@ import pytest
 from atlas.brain import _with_providers
 from atlas.llm.agent import AgentRunner
 from atlas.llm.anthropic import AnthropicClient
-from atlas.llm.base import CLOUD_TIERS, LLMClient, LLMError, LLMResponse, Message, Price, Tier
+from atlas.llm.base import (
+    CLOUD_TIERS,
+    ErrorKind,
+    LLMClient,
+    LLMError,
+    LLMResponse,
+    Message,
+    Price,
+    Tier,
+)
 from atlas.llm.breaker import CloudBreaker
 from atlas.llm.budget import BudgetLedger
 from atlas.llm.classifier import Classifier
@@ -342,6 +352,74 @@ async def test_provider_failing_mid_step_falls_through_to_the_next_provider(
     assert len(cloud.chat_requests()) == 2
 
 
+async def test_a_provider_deadline_covers_its_tool_steps_not_only_the_first_one(
+    cloud: FakeLLMServer, anth: FakeAnthropic, timers: TimerService
+) -> None:
+    """The running bill after step one does not count as the provider answering."""
+    tools = atlas_tools(timers)
+    cloud.enqueue(
+        FakeLLMScript(reply="", tool_calls=(FakeToolCall("list_timers"),), prompt_tokens=1000),
+        FakeLLMScript(reply="You have no timers running.", first_token_delay_s=3.0),
+    )
+    anth.enqueue(FakeScript(text=ANTH_REPLY))
+    chain = agent_chain(
+        [
+            provider(
+                cloud.openai_base_url,
+                before_anthropic=True,
+                first_token_deadline_s=1.0,
+                read_timeout_s=5.0,
+            )
+        ],
+        tools,
+        anthropic=anthropic_agent(anth, tools),
+    )
+    items = [item async for item in chain.stream([Message("user", "timers?")], SYSTEM, 0.4, 300)]
+    bills = [i for i in items if isinstance(i, LLMResponse) and i.interim]
+    assert [b.backend for b in bills] == ["groq"], "step one's bill was passed on"
+    assert "".join(i for i in items if isinstance(i, str)) == ANTH_REPLY
+    final = items[-1]
+    assert isinstance(final, LLMResponse) and final.backend == "anthropic"
+    assert final.cost_usd >= bills[0].cost_usd > 0, "the slow provider's step is charged"
+    assert chain.links[0].breaker.failure_count == 1
+
+
+async def test_a_provider_too_slow_after_a_tool_acted_is_not_started_over(
+    cloud: FakeLLMServer, anth: FakeAnthropic, timers: TimerService
+) -> None:
+    """The deadline cuts the loop short after set_timer: nobody sets it again."""
+    tools = atlas_tools(timers)
+    cloud.enqueue(
+        FakeLLMScript(
+            reply="",
+            tool_calls=(FakeToolCall("set_timer", {"duration_seconds": 60}),),
+            prompt_tokens=300,
+        ),
+        FakeLLMScript(reply="Your timer is set.", first_token_delay_s=3.0),
+    )
+    anth.enqueue(FakeScript(text=ANTH_REPLY))
+    chain = agent_chain(
+        [
+            provider(
+                cloud.openai_base_url,
+                before_anthropic=True,
+                first_token_deadline_s=1.0,
+                read_timeout_s=5.0,
+            )
+        ],
+        tools,
+        anthropic=anthropic_agent(anth, tools),
+    )
+    with pytest.raises(LLMError) as caught:
+        await run(chain, "set a timer for a minute")
+    assert caught.value.kind == ErrorKind.TIMEOUT
+    assert caught.value.acted and caught.value.provider == "groq"
+    billed = caught.value.billed
+    assert billed is not None and billed.usage.input_tokens == 300
+    assert len(timers.list()) == 1, "set once, not again by the next provider"
+    assert [r for r in anth.requests if r.path.startswith("/v1/messages")] == []
+
+
 async def test_a_provider_failing_after_a_tool_acted_is_not_started_over(
     cloud: FakeLLMServer, anth: FakeAnthropic, timers: TimerService
 ) -> None:
@@ -413,10 +491,16 @@ class RouterTurn:
 
 
 async def router_turn(
-    tmp_path: Path, settings: Settings, cloud: FakeLLMServer, timers: TimerService, ask: str
+    tmp_path: Path,
+    settings: Settings,
+    cloud: FakeLLMServer,
+    timers: TimerService,
+    ask: str,
+    barge_in_after_s: float | None = None,
 ) -> RouterTurn:
     """One turn through the real router, no Anthropic key: the agent tier is the
-    provider, with ATLAS's tools; a fake local model behind it."""
+    provider, with ATLAS's tools; a fake local model behind it. `barge_in_after_s`
+    cancels the turn that long after it started."""
     with FakeLLMServer(default=FakeLLMScript(reply="Local.")) as local:
         clients: dict[Tier, LLMClient] = {
             "local": OpenAICompatClient(
@@ -444,14 +528,24 @@ async def router_turn(
             local_max_tokens=60,
             agent_steps=4,
         )
-        try:
-            pieces: list[str] = []
-            result: AnswerResult | None = None
+        pieces: list[str] = []
+        result: AnswerResult | None = None
+
+        async def listen() -> None:
+            nonlocal result
             async for item in router.ask(ask):
                 if isinstance(item, AnswerResult):
                     result = item
                 else:
                     pieces.append(item)
+
+        try:
+            turn = asyncio.create_task(listen())
+            if barge_in_after_s is not None:
+                await asyncio.sleep(barge_in_after_s)
+                turn.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await turn
             with contextlib.closing(sqlite3.connect(ledger.path)) as conn:
                 rows = conn.execute("SELECT tier, model, status, provider FROM calls").fetchall()
                 cost = conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM calls").fetchone()
@@ -511,6 +605,27 @@ async def test_an_answer_lost_after_a_tool_acted_says_so_and_asks_no_one_else(
     assert len(timers.list()) == 1, "set once"
     assert turn.calls == [("agent", "llama-tools-70b", "failed", "groq")]
     assert turn.cost_usd >= PRICE.input_per_mtok, "the step that set the timer is charged"
+
+
+async def test_a_barge_in_during_the_tool_steps_still_charges_the_finished_ones(
+    tmp_path: Path,
+    settings: Settings,
+    cloud: FakeLLMServer,
+    timers: TimerService,
+) -> None:
+    """The first step (list_timers) was billed; the person spoke over the second."""
+    cloud.enqueue(
+        FakeLLMScript(reply="", tool_calls=(FakeToolCall("list_timers"),), prompt_tokens=1000),
+        FakeLLMScript(reply="You have no timers running.", first_token_delay_s=5.0),
+    )
+    turn = await router_turn(
+        tmp_path, settings, cloud, timers, "my chest hurts", barge_in_after_s=1.0
+    )
+    assert turn.result is None, "the turn was cut off"
+    assert len(cloud.chat_requests()) == 2, "cut off during the second call"
+    assert turn.calls == [("agent", "llama-tools-70b", "cancelled", "groq")]
+    assert turn.cost_usd == pytest.approx(1000 * PRICE.input_per_mtok / 1e6, rel=0.05)
+    assert turn.local_requests == 0
 
 
 async def test_the_brain_gives_an_agent_provider_the_tools(

@@ -677,6 +677,47 @@ async def test_cancel_before_the_first_token_is_not_a_failure(make_rig: RigFacto
     assert all(r.cost_usd == 0.0 for r in rows)
 
 
+async def test_a_barge_in_during_agent_tool_steps_charges_the_finished_steps(
+    make_rig: RigFactory,
+) -> None:
+    rig = make_rig()
+    first = FakeScript(text="", tool_uses=(FakeToolUse("get_current_datetime"),), input_tokens=500)
+    rig.anth.enqueue(first, FakeScript(text="Sit down.", first_token_delay_s=3.0))
+    task = asyncio.create_task(rig.ask(AGENT_Q))
+    for _ in range(100):  # until the second step's request is on its way
+        if cloud_requests(rig.anth) == 2:
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (row,) = check_ledger(rig, [("agent", "cancelled")])
+    assert row.usage == expected_usage(first), "the first step's tokens are on record"
+    assert row.cost_usd == pytest.approx(PRICES["agent"].cost(row.usage), abs=1e-12)
+    assert rig.breakers["agent"].failure_count == 0
+    assert rig.local.chat_requests() == []
+
+
+async def test_an_agent_too_slow_after_a_tool_acted_says_so_and_asks_no_one_else(
+    make_rig: RigFactory,
+) -> None:
+    """The deadline passes after set_timer ran: the local model must not answer as if
+    nothing had happened, and the step that set the timer is charged."""
+    rig = make_rig()
+    first = FakeScript(
+        text="", tool_uses=(FakeToolUse("set_timer", {"duration_seconds": 60}),), input_tokens=500
+    )
+    rig.anth.enqueue(first, FakeScript(text="Your timer is set.", first_token_delay_s=3.0))
+    pieces, result = await rig.ask(AGENT_Q)
+    check_in_persona(rig, result, pieces)
+    assert any(result.text.startswith(line) for line in rig.persona_config.part_done)
+    assert any(result.text.endswith(line) for line in rig.persona_config.safety), "still 112"
+    assert len(rig.timers.list()) == 1, "set once"
+    assert rig.local.chat_requests() == []
+    (row,) = check_ledger(rig, [("agent", "failed")])
+    assert row.usage == expected_usage(first)
+
+
 # ------------------------------------------------------------------------ no API key
 
 

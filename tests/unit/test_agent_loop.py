@@ -180,6 +180,27 @@ async def test_max_steps_forces_a_final_call_without_tool_use(fake: FakeAnthropi
     assert all(b["tools"][0]["name"] == "clock" for b in bodies)
 
 
+async def test_each_finished_tool_step_is_a_running_bill_before_the_final_record(
+    fake: FakeAnthropic,
+) -> None:
+    fake.enqueue(
+        FakeScript(text="", tool_uses=(tool_use("clock"),), input_tokens=100),
+        FakeScript(text="", tool_uses=(tool_use("clock"),), input_tokens=200),
+        FakeScript(text="It is half past nine.", input_tokens=300),
+    )
+    runner = runner_for(fake, [ClockTool()], max_steps=3)
+    items = [item async for item in runner.stream(ASK, SYSTEM, 0.4, 300)]
+    records = [item for item in items if isinstance(item, LLMResponse)]
+    assert [r.interim for r in records] == [True, True, False]
+    assert [r.usage.input_tokens for r in records] == [100, 300, 600]  # what is billed so far
+    assert records[0].cost_usd < records[1].cost_usd < records[2].cost_usd
+    assert records[0].content == "" and records[-1].content == "It is half past nine."
+    assert items[-1] is records[-1], "the final record still ends the stream"
+    fake.enqueue(FakeScript(text="Checking.", tool_uses=(tool_use("clock"),)), FakeScript())
+    final = await runner_for(fake, [ClockTool()]).generate(ASK, SYSTEM, 0.4, 300)
+    assert not final.interim, "generate() returns the final record, never a running bill"
+
+
 async def test_a_model_that_never_stops_asking_is_cut_off(fake: FakeAnthropic) -> None:
     asking = FakeScript(text="More.", tool_uses=(tool_use("clock"),))
     fake.enqueue(asking, asking, asking)
