@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import csv
+import importlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import structlog
@@ -10,6 +13,7 @@ import structlog
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_AUDIO = ROOT.parent / "shared" / "audio"
 FIXTURES = ROOT / "tests" / "fixtures" / "audio"
+SCRIPTS = ROOT / "scripts"
 
 
 def shared_audio(name: str) -> Path:
@@ -27,6 +31,14 @@ def fixture_rows() -> list[dict[str, str]]:
         return []
     with manifest.open(encoding="utf-8") as f:
         return list(csv.DictReader(f, delimiter="\t"))
+
+
+def script_module(name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """A dev tool of scripts/ imported as a module (its own imports resolve there too);
+    forgotten afterwards. Use from a fixture: `yield from script_module(...)`."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    yield importlib.import_module(name)
+    sys.modules.pop(name, None)
 
 
 @pytest.fixture(autouse=True)

@@ -384,44 +384,27 @@ async def test_a_provider_deadline_covers_its_tool_steps_not_only_the_first_one(
     assert chain.links[0].breaker.failure_count == 1
 
 
-async def test_a_provider_too_slow_after_a_tool_acted_is_not_started_over(
-    cloud: FakeLLMServer, anth: FakeAnthropic, timers: TimerService
-) -> None:
-    """The deadline cuts the loop short after set_timer: nobody sets it again."""
-    tools = atlas_tools(timers)
-    cloud.enqueue(
-        FakeLLMScript(
-            reply="",
-            tool_calls=(FakeToolCall("set_timer", {"duration_seconds": 60}),),
-            prompt_tokens=300,
+@pytest.mark.parametrize(
+    ("second_step", "deadline_s", "kind"),
+    [
+        # the connection drops in the answer's step
+        (FakeLLMScript(reply="Your timer is set.", drop_after_tokens=2), 5.0, None),
+        # the provider's deadline passes before the answer's step starts
+        (
+            FakeLLMScript(reply="Your timer is set.", first_token_delay_s=3.0),
+            1.0,
+            ErrorKind.TIMEOUT,
         ),
-        FakeLLMScript(reply="Your timer is set.", first_token_delay_s=3.0),
-    )
-    anth.enqueue(FakeScript(text=ANTH_REPLY))
-    chain = agent_chain(
-        [
-            provider(
-                cloud.openai_base_url,
-                before_anthropic=True,
-                first_token_deadline_s=1.0,
-                read_timeout_s=5.0,
-            )
-        ],
-        tools,
-        anthropic=anthropic_agent(anth, tools),
-    )
-    with pytest.raises(LLMError) as caught:
-        await run(chain, "set a timer for a minute")
-    assert caught.value.kind == ErrorKind.TIMEOUT
-    assert caught.value.acted and caught.value.provider == "groq"
-    billed = caught.value.billed
-    assert billed is not None and billed.usage.input_tokens == 300
-    assert len(timers.list()) == 1, "set once, not again by the next provider"
-    assert [r for r in anth.requests if r.path.startswith("/v1/messages")] == []
-
-
-async def test_a_provider_failing_after_a_tool_acted_is_not_started_over(
-    cloud: FakeLLMServer, anth: FakeAnthropic, timers: TimerService
+    ],
+    ids=["failing", "too-slow"],
+)
+async def test_a_provider_cut_short_after_a_tool_acted_is_not_started_over(
+    cloud: FakeLLMServer,
+    anth: FakeAnthropic,
+    timers: TimerService,
+    second_step: FakeLLMScript,
+    deadline_s: float,
+    kind: ErrorKind | None,
 ) -> None:
     """The timer is set once: the next provider would run the whole loop again."""
     tools = atlas_tools(timers)
@@ -431,18 +414,21 @@ async def test_a_provider_failing_after_a_tool_acted_is_not_started_over(
             tool_calls=(FakeToolCall("set_timer", {"duration_seconds": 60}),),
             prompt_tokens=300,
         ),
-        FakeLLMScript(reply="Your timer is set.", drop_after_tokens=2),
+        second_step,
     )
     anth.enqueue(FakeScript(text=ANTH_REPLY))
-    chain = agent_chain(
-        [provider(cloud.openai_base_url, before_anthropic=True)],
-        tools,
-        anthropic=anthropic_agent(anth, tools),
+    groq = provider(
+        cloud.openai_base_url,
+        before_anthropic=True,
+        first_token_deadline_s=deadline_s,
+        read_timeout_s=5.0,
     )
+    chain = agent_chain([groq], tools, anthropic=anthropic_agent(anth, tools))
     with pytest.raises(LLMError) as caught:
         await run(chain, "set a timer for a minute")
 
     assert caught.value.acted and not caught.value.text_started
+    assert kind is None or caught.value.kind == kind
     assert caught.value.provider == "groq"
     billed = caught.value.billed  # the finished step was billed: the ledger needs it
     assert billed is not None and billed.usage.input_tokens == 300 and billed.cost_usd > 0

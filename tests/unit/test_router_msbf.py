@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import random
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from tests.conftest import script_module
 
 LU = """
 > LUIS application information
@@ -49,10 +46,7 @@ $ListType:shopping=
 
 @pytest.fixture
 def msbf(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    module = importlib.import_module("router_msbf")
-    yield module
-    sys.modules.pop("router_msbf", None)
+    yield from script_module("router_msbf", monkeypatch)
 
 
 def test_entities_keep_their_text_and_markup_and_definitions_are_dropped(

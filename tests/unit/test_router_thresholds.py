@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,15 +11,12 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+from tests.conftest import script_module
 
 
 @pytest.fixture
 def thresholds(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    monkeypatch.syspath_prepend(str(SCRIPTS))
-    module = importlib.import_module("router_thresholds")
-    yield module
-    sys.modules.pop("router_thresholds", None)
+    yield from script_module("router_thresholds", monkeypatch)
 
 
 def _rows(p_local: float, p_agent: float, n: int) -> list[list[float]]:
