@@ -226,7 +226,7 @@ def main() -> int:
     train = [r for r in train if normalise(r[0]) not in frozen4_texts]
     dev = [r for r in dev if normalise(r[0]) not in frozen4_texts]
     args.out.mkdir(parents=True, exist_ok=True)
-    write(args.out / "dev.tsv", dev, "development set (never trained on; thresholds are set here)")
+    write(args.out / "dev.tsv", dev, "development set (never trained on)")
     write(args.out / "train.tsv", train, "ATLAS router training set: see README.md")
     write(
         args.out / "eval_frozen.tsv",
