@@ -29,7 +29,8 @@ def config(fake: FakeLLMServer | None = None, **over: object) -> LocalLLMConfig:
     base = LocalLLMConfig(
         base_url=fake.base_url if fake else "http://127.0.0.1:9",
         timeout_s=1.0,
-        connect_timeout_s=0.5,
+        # Loopback connects at once; a loaded CI box can still take a moment to accept.
+        connect_timeout_s=2.0,
     )
     return replace(base, **over)  # type: ignore[arg-type]
 
@@ -345,7 +346,7 @@ async def test_ollama_availability_needs_the_model(
 async def test_ollama_unavailable_when_tags_are_slow_or_nobody_listens() -> None:
     with FakeOllama() as slow:
         slow.tags_delay_s = 2.0
-        client = ollama(slow)
+        client = ollama(slow, connect_timeout_s=0.5)  # the probe waits this long
         assert await client.is_available() is False
         await client.aclose()
     nobody = OllamaClient(config(base_url=f"http://127.0.0.1:{closed_port()}"))
