@@ -8,8 +8,9 @@ split into groups (`--folds`); for each group a model is fit the way `atlas rout
 train` fits one (the embedder's adapter on the calibration split's fit rows, then the
 calibrated regression) on every other row, the project's own rows always included,
 and it routes the group it never saw. Over those out-of-source probabilities, every
-pair (agent_probability, local_probability) on a grid is scored with each tier
-weighing the same, and the rule below picks one:
+pair (agent_probability, local_probability) on a grid is scored, through the learned
+stage's own rule (`learned_tiers`, the rest of it as `--config` sets it), with each
+tier weighing the same, and the rule below picks one:
 
 * the best balanced accuracy (mean recall over the tiers) is found;
 * among the pairs within `--slack` of it, the one with the highest local precision
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +35,12 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from atlas.llm.base import TIERS
-from atlas.llm.classifier import load_prototypes, normalise
+from atlas.llm.classifier import learned_tiers, load_prototypes, normalise
+from atlas.llm.config import RouterConfig
+from atlas.settings import SettingsError, load_settings
 
-LOCAL, HAIKU, AGENT = (TIERS.index(t) for t in ("local", "haiku", "agent"))
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL, AGENT = TIERS.index("local"), TIERS.index("agent")
 FOLDS = (
     "home-assistant/intents+WebQuestions,"
     "schema-guided-dialogue+MedQuAD,"
@@ -97,12 +102,11 @@ def out_of_source(
     return probs, y, src
 
 
-def route(p: npt.NDArray[np.float32], agent: float, local: float) -> npt.NDArray[np.int64]:
-    """learned_tier's rule (the uncertain case is haiku, as configured)."""
-    out = np.full(len(p), HAIKU, dtype=np.int64)
-    out[p[:, LOCAL] >= local] = LOCAL
-    out[p[:, AGENT] >= agent] = AGENT
-    return out
+def route(
+    p: npt.NDArray[np.float32], agent: float, local: float, base: RouterConfig
+) -> npt.NDArray[np.int64]:
+    """What the learned stage decides with these two thresholds (the rest as configured)."""
+    return learned_tiers(p, replace(base, agent_probability=agent, local_probability=local))
 
 
 def scores(
@@ -112,7 +116,10 @@ def scores(
     weight = np.zeros(len(y))
     for t in range(len(TIERS)):
         weight[y == t] = 1.0 / max(1, int((y == t).sum()))
-    recall = [float(weight[(y == t) & (pred == t)].sum() / weight[y == t].sum()) for t in range(3)]
+    recall = [
+        float(weight[(y == t) & (pred == t)].sum() / weight[y == t].sum())
+        for t in range(len(TIERS))
+    ]
     precision = [
         float(weight[(y == t) & (pred == t)].sum() / max(1e-12, weight[pred == t].sum()))
         for t in range(len(TIERS))
@@ -121,10 +128,10 @@ def scores(
 
 
 def choose(
-    p: npt.NDArray[np.float32], y: npt.NDArray[np.int64], slack: float
+    p: npt.NDArray[np.float32], y: npt.NDArray[np.int64], slack: float, base: RouterConfig
 ) -> tuple[float, float, float, list[float], list[float]]:
     grid = [
-        (float(a), float(lo), *scores(route(p, float(a), float(lo)), y))
+        (float(a), float(lo), *scores(route(p, float(a), float(lo), base), y))
         for a in AGENT_GRID
         for lo in LOCAL_GRID
     ]
@@ -161,8 +168,13 @@ def _main() -> int:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--slack", type=float, default=0.005)
     ap.add_argument("--cache", type=Path, help="out-of-source probabilities (.npz)")
-    ap.add_argument("--current", type=_pair, default=(0.25, 0.78), help="agent,local to compare")
+    ap.add_argument("--config", type=Path, default=ROOT / "config" / "atlas.yaml")
+    ap.add_argument("--current", type=_pair, help="agent,local to compare (the configured)")
     args = ap.parse_args()
+    try:
+        base = load_settings(args.config).router
+    except SettingsError as e:
+        raise ValueError(str(e)) from None
     if args.cache is not None and args.cache.exists():
         saved = np.load(args.cache)
         p, y, src = saved["p"], saved["y"], saved["src"]
@@ -177,9 +189,9 @@ def _main() -> int:
         f"{len(y)} out-of-source rows: "
         + ", ".join(f"{t} {int((y == i).sum())}" for i, t in enumerate(TIERS))
     )
-    agent, local = args.current
-    print(_line(f"current {agent:.2f} / {local:.2f}", *scores(route(p, agent, local), y)))
-    a, lo, acc, recall, precision = choose(p, y, args.slack)
+    agent, local = args.current or (base.agent_probability, base.local_probability)
+    print(_line(f"current {agent:.2f} / {local:.2f}", *scores(route(p, agent, local, base), y)))
+    a, lo, acc, recall, precision = choose(p, y, args.slack, base)
     print(
         _line(
             f"chosen agent_probability {a:.2f}, local_probability {lo:.2f}", acc, recall, precision
@@ -187,7 +199,7 @@ def _main() -> int:
     )
     for name in sorted(set(src.tolist())):
         m = src == name
-        pred = route(p[m], a, lo)
+        pred = route(p[m], a, lo, base)
         print(f"  {name}: {int(m.sum())} rows, right {float((pred == y[m]).mean()):.3f}")
     return 0
 

@@ -186,6 +186,17 @@ def learned_tier(p: npt.NDArray[np.float32], cfg: RouterConfig) -> tuple[Tier, S
     return tier, "uncertain", f"no tier sure enough: the configured {tier}"
 
 
+def learned_tiers(p: npt.NDArray[np.float32], cfg: RouterConfig) -> npt.NDArray[np.int64]:
+    """`learned_tier`'s rule on many rows of probabilities (column indices), so that a
+    threshold search (scripts/router_thresholds.py) scores exactly what runs."""
+    p = np.atleast_2d(p)
+    out = np.full(p.shape[0], TIERS.index(cast(Tier, cfg.uncertain_tier)), dtype=np.int64)
+    out[(p.argmax(axis=1) == HAIKU) & (p[:, HAIKU] >= cfg.min_probability)] = HAIKU
+    out[p[:, LOCAL] >= cfg.local_probability] = LOCAL
+    out[p[:, AGENT] >= cfg.agent_probability] = AGENT
+    return out
+
+
 def _confidence(gap: float) -> float:
     """0.5 at a threshold, rising to 1.0 at 0.2 beyond it."""
     return round(0.5 + 0.5 * min(1.0, max(0.0, gap / 0.2)), 3)

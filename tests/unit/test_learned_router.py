@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from atlas.llm.base import TIERS
-from atlas.llm.classifier import Classifier, learned_tier
+from atlas.llm.classifier import Classifier, learned_tier, learned_tiers
 from atlas.llm.config import RouterConfig
 from atlas.llm.learned import (
     RouterModel,
@@ -152,6 +152,19 @@ def test_learned_rule(p: np.ndarray, tier: str, stage: str) -> None:
 def test_uncertain_goes_to_the_configured_tier() -> None:
     cfg = RouterConfig(uncertain_tier="local")
     assert learned_tier(_p(0.45, 0.46, 0.09), cfg)[:2] == ("local", "uncertain")
+
+
+@pytest.mark.parametrize("uncertain", ["haiku", "local"])
+def test_the_vectorised_rule_is_the_rule(uncertain: str) -> None:
+    cfg = RouterConfig(
+        agent_probability=0.25,
+        local_probability=0.78,
+        min_probability=0.5,
+        uncertain_tier=uncertain,
+    )
+    p = np.random.default_rng(3).dirichlet((0.7, 0.7, 0.7), size=2000).astype(np.float32)
+    tiers = learned_tiers(p, cfg)
+    assert [("local", "haiku", "agent")[t] for t in tiers] == [learned_tier(r, cfg)[0] for r in p]
 
 
 def _classifier(model: RouterModel, **changes: object) -> Classifier:

@@ -11,6 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from atlas.llm.config import RouterConfig
 from tests.conftest import script_module
 
 
@@ -26,7 +27,7 @@ def _rows(p_local: float, p_agent: float, n: int) -> list[list[float]]:
 def test_route_is_the_learned_stage_rule(thresholds: ModuleType) -> None:
     p = np.array([[0.9, 0.1, 0.0], [0.5, 0.2, 0.3], [0.7, 0.3, 0.0], [0.1, 0.9, 0.0]])
     # agent wins at its bar before local; local needs its own bar; the rest is haiku
-    assert thresholds.route(p, 0.25, 0.8).tolist() == [0, 2, 1, 1]
+    assert thresholds.route(p, 0.25, 0.8, RouterConfig()).tolist() == [0, 2, 1, 1]
 
 
 def test_scores_weigh_each_tier_the_same(thresholds: ModuleType) -> None:
@@ -45,7 +46,7 @@ def test_choose_prefers_local_precision_among_nearly_best_pairs(thresholds: Modu
         _rows(0.95, 0.0, 100) + _rows(0.70, 0.0, 20) + _rows(0.10, 0.0, 80) + _rows(0.0, 0.5, 100)
     )
     y = np.array([0] * 100 + [1] * 100 + [2] * 100)
-    agent, local, acc, recall, precision = thresholds.choose(p, y, 0.005)
+    agent, local, acc, recall, precision = thresholds.choose(p, y, 0.005, RouterConfig())
     assert acc == 1.0
     assert 0.70 < local <= 0.95 and agent <= 0.5
     assert recall == [1.0, 1.0, 1.0] and precision[0] == 1.0
