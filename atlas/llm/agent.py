@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -123,9 +122,7 @@ class AgentRunner:
             )
             acted = acted or any(self._acts(call) for call in turn.tool_calls)
             # The step's call is billed: a barge-in from here on still pays for it.
-            yield replace(
-                self._bill(usage, cost, t0), stop_reason="tool_use", interim=True, acted=acted
-            )
+            yield self._bill(usage, cost, t0, interim=True, acted=acted)
             results = await self._run_tools(turn.tool_calls, deadline)
             convo.extend(self._client.tool_turn(turn, results))
 
@@ -149,10 +146,25 @@ class AgentRunner:
             err.billed = self._bill(usage, cost, t0)
         return err
 
-    def _bill(self, usage: Usage, cost: float, t0: float) -> LLMResponse:
-        """What the finished steps cost, as a record with no answer."""
+    def _bill(
+        self, usage: Usage, cost: float, t0: float, *, interim: bool = False, acted: bool = False
+    ) -> LLMResponse:
+        """What the finished steps cost, as a record with no answer: a running bill
+        (`interim`) while the loop goes on, else the record of a failed request."""
         elapsed = (time.perf_counter() - t0) * 1000.0
-        return LLMResponse("", self.model, self.backend, None, elapsed, usage, cost, "error")
+        stop = "tool_use" if interim else "error"
+        return LLMResponse(
+            "",
+            self.model,
+            self.backend,
+            None,
+            elapsed,
+            usage,
+            cost,
+            stop,
+            interim=interim,
+            acted=acted,
+        )
 
     def _acts(self, call: ToolCall) -> bool:
         """Whether running this call changes something (an unknown tool or unreadable
