@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from atlas.cli_args import in_range
 from atlas.settings import Settings, load_secrets
 
 
@@ -49,15 +50,7 @@ def add_parsers(sub: Any) -> None:
     fi.add_argument("--dry-run", action="store_true", help="print, don't write routing.yaml")
 
 
-def _epochs(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 0 <= value <= 20:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..20")
-    return value
-
+_epochs = in_range(int, 0, 20, "a whole number")
 
 _MODEL = "models/router/router.npz"
 _EVAL = "data/router/eval_frozen4.tsv"

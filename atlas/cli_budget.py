@@ -11,9 +11,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from atlas.cli_args import in_range
 from atlas.settings import Settings
 
 MAX_HISTORY_DAYS = 3660
+_usd = in_range(float, 0.0, 100000.0, "an amount in USD")
+_days = in_range(int, 1, MAX_HISTORY_DAYS, "a whole number of days")
 
 
 def add_parsers(sub: Any) -> None:
@@ -37,26 +40,6 @@ def add_parsers(sub: Any) -> None:
     for p in (bs, h, bsub.choices["project"], s):
         # `atlas budget history --json` as well as `atlas budget --json history`.
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
-
-
-def _usd(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an amount in USD: {text!r}") from None
-    if not 0 <= value <= 100000:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100000: {text!r}")
-    return value
-
-
-def _days(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of days: {text!r}") from None
-    if not 1 <= value <= MAX_HISTORY_DAYS:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_HISTORY_DAYS}: {text!r}")
-    return value
 
 
 def cmd_budget(args: argparse.Namespace, settings: Settings) -> int:
