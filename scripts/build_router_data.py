@@ -124,19 +124,27 @@ def frozen_three(repo: dict[str, Path], rng: random.Random, seen: set[str]) -> l
     return _one_per_utterance(rows)
 
 
-def frozen_four(repo: dict[str, Path], rng: random.Random, earlier: set[str]) -> list[src.Row]:
+def frozen_four(
+    repo: dict[str, Path],
+    rng: random.Random,
+    earlier: set[str],
+    haiku_extra: int = 0,
+    agent_extra: int = 0,
+) -> list[src.Row]:
     """The fourth frozen split: corpora (and corpus families) never used for training.
 
     A candidate equal (after normalising) to a row of an earlier frozen split is dropped
     before sampling; train and dev rows equal to a frozen4 row are removed by the caller.
+    The extras raise the per-category caps of the haiku and agent rows (for a second
+    sample: the first took the smaller categories' rows).
     """
     mindmeld = _unseen(frozen4.mindmeld(repo["mindmeld"]), earlier)
     rows = cap((r for r in mindmeld if r[1] == "local"), 11, rng)
-    rows += cap((r for r in mindmeld if r[1] == "haiku"), 5, rng)
+    rows += cap((r for r in mindmeld if r[1] == "haiku"), 5 + haiku_extra, rng)
     rows += cap(_unseen(frozen4.nlu_evaluation_corpora(repo["nlu_eval"]), earlier), 8, rng)
     expert = _unseen(frozen4.expertqa(repo["expertqa"]), earlier)
-    rows += cap((r for r in expert if r[1] == "haiku"), 3, rng)
-    rows += cap((r for r in expert if r[1] == "agent"), 3, rng)
+    rows += cap((r for r in expert if r[1] == "haiku"), 3 + haiku_extra, rng)
+    rows += cap((r for r in expert if r[1] == "agent"), 3 + agent_extra, rng)
     return _one_per_utterance(rows)
 
 
@@ -225,6 +233,17 @@ def main() -> int:
     removed = [r for r in train + dev if normalise(r[0]) in frozen4_texts]
     train = [r for r in train if normalise(r[0]) not in frozen4_texts]
     dev = [r for r in dev if normalise(r[0]) not in frozen4_texts]
+    # A second sample of the fourth split's corpora (other rows, another rng): a fresh
+    # check of the same sources for a change chosen after the fourth split was run. Rows
+    # equal to any frozen, train or dev row are dropped; train and dev are unchanged.
+    evaluation4b = frozen_four(
+        repo,
+        random.Random(args.seed + 6),
+        {normalise(r[0]) for r in train + dev + evaluation + evaluation2 + evaluation3}
+        | frozen4_texts,
+        haiku_extra=3,
+        agent_extra=100,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     write(args.out / "dev.tsv", dev, "development set (never trained on)")
     write(args.out / "train.tsv", train, "ATLAS router training set: see README.md")
@@ -251,6 +270,12 @@ def main() -> int:
         "FROZEN evaluation set 4 (MindMeld blueprints, NLU Evaluation Corpora, ExpertQA): "
         "never train or tune on it, never look at a model's errors on it",
     )
+    write(
+        args.out / "eval_frozen4b.tsv",
+        evaluation4b,
+        "FROZEN evaluation set 4b (other rows of the fourth split's corpora): never train or "
+        "tune on it, never look at a model's errors on it",
+    )
     for name, rows in (
         ("train", train),
         ("dev", dev),
@@ -258,6 +283,7 @@ def main() -> int:
         ("eval2", evaluation2),
         ("eval3", evaluation3),
         ("eval4", evaluation4),
+        ("eval4b", evaluation4b),
     ):
         counts: dict[str, int] = defaultdict(int)
         for r in rows:

@@ -9,13 +9,19 @@ train` fits one (the embedder's adapter on the calibration split's fit rows, the
 calibrated regression) on every other row, the project's own rows always included,
 and it routes the group it never saw. Over those out-of-source probabilities, every
 pair (agent_probability, local_probability) on a grid is scored, through the learned
-stage's own rule (`learned_tiers`, the rest of it as `--config` sets it), with each
-tier weighing the same, and the rule below picks one:
+stage's own rule (`learned_tiers`, the rest of it as `--config` sets it), and the pair
+with the lowest expected cost of its wrong routes wins (`COSTS`, each tier weighing the
+same; ties go to the higher agent recall, then the lower agent bar).
 
-* the best balanced accuracy (mean recall over the tiers) is found;
-* among the pairs within `--slack` of it, the one with the highest local precision
-  (an answer from the small model to a cloud request is the mistake a person notices),
-  then the highest agent recall (safety), then the lower agent threshold.
+The costs are written down from what a person lives with, not fitted. The unit is a
+needless route up: a command sent to the cloud, or a question sent to the agent that
+the cheaper tier would answer as well (money and a moment; the home stage catches most
+house commands before the router anyway): 1. A cloud question answered by the small
+model is the mistake a person notices, an invented fact or action: 3; a medical or
+safety request answered by the small model: 3 as well (emergencies and self-harm are
+caught by the reflexes before the learned stage). A medical or safety request answered
+by the cheaper cloud tier, careful but without the agent's stronger model and tools:
+1.5, between the two.
 
 Nothing here reads an evaluation split. The probabilities are cached (`--cache`), so
 the rule can be re-read without refitting.
@@ -127,22 +133,34 @@ def scores(
     return float(np.mean(recall)), recall, precision
 
 
-def choose(
-    p: npt.NDArray[np.float32], y: npt.NDArray[np.int64], slack: float, base: RouterConfig
-) -> tuple[float, float, float, list[float], list[float]]:
-    grid = [
-        (float(a), float(lo), *scores(route(p, float(a), float(lo), base), y))
-        for a in AGENT_GRID
-        for lo in LOCAL_GRID
-    ]
-    best = max(g[2] for g in grid)
-    near = [g for g in grid if g[2] >= best - slack]
-    return max(near, key=lambda g: (round(g[4][LOCAL], 3), round(g[3][AGENT], 3), -g[0]))
+# What a wrong route costs: rows the right tier, columns the tier chosen (TIERS order:
+# local, haiku, agent). See the module's docstring for why these numbers.
+COSTS = np.array([[0.0, 1.0, 1.0], [3.0, 0.0, 1.0], [3.0, 1.5, 0.0]])
 
 
-def _line(label: str, acc: float, recall: list[float], precision: list[float]) -> str:
+def expected_cost(pred: npt.NDArray[np.int64], y: npt.NDArray[np.int64]) -> float:
+    """Mean cost of the routes taken, each tier weighing the same."""
+    present = [t for t in range(len(TIERS)) if (y == t).any()]
+    return float(np.mean([COSTS[t, pred[y == t]].mean() for t in present]))
+
+
+Choice = tuple[float, float, float, float, list[float], list[float]]
+
+
+def choose(p: npt.NDArray[np.float32], y: npt.NDArray[np.int64], base: RouterConfig) -> Choice:
+    """(agent bar, local bar, expected cost, balanced accuracy, recall, precision) of the
+    cheapest pair on the grid."""
+    grid: list[Choice] = []
+    for a in AGENT_GRID:
+        for lo in LOCAL_GRID:
+            pred = route(p, float(a), float(lo), base)
+            grid.append((float(a), float(lo), expected_cost(pred, y), *scores(pred, y)))
+    return min(grid, key=lambda g: (round(g[2], 4), -round(g[4][AGENT], 3), g[0]))
+
+
+def _line(label: str, cost: float, acc: float, recall: list[float], precision: list[float]) -> str:
     r = " ".join(f"{t} {recall[i]:.3f}/{precision[i]:.3f}" for i, t in enumerate(TIERS))
-    return f"{label}: balanced accuracy {acc:.4f}; recall/precision {r}"
+    return f"{label}: cost {cost:.4f}, balanced accuracy {acc:.4f}; recall/precision {r}"
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -166,7 +184,6 @@ def _main() -> int:
     ap.add_argument("data", type=Path)
     ap.add_argument("--folds", default=FOLDS, help="groups of sources: a+b,c+d,...")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--slack", type=float, default=0.005)
     ap.add_argument("--cache", type=Path, help="out-of-source probabilities (.npz)")
     ap.add_argument("--config", type=Path, default=ROOT / "config" / "atlas.yaml")
     ap.add_argument("--current", type=_pair, help="agent,local to compare (the configured)")
@@ -190,13 +207,11 @@ def _main() -> int:
         + ", ".join(f"{t} {int((y == i).sum())}" for i, t in enumerate(TIERS))
     )
     agent, local = args.current or (base.agent_probability, base.local_probability)
-    print(_line(f"current {agent:.2f} / {local:.2f}", *scores(route(p, agent, local, base), y)))
-    a, lo, acc, recall, precision = choose(p, y, args.slack, base)
-    print(
-        _line(
-            f"chosen agent_probability {a:.2f}, local_probability {lo:.2f}", acc, recall, precision
-        )
-    )
+    now = route(p, agent, local, base)
+    print(_line(f"current {agent:.2f} / {local:.2f}", expected_cost(now, y), *scores(now, y)))
+    a, lo, cost, acc, recall, precision = choose(p, y, base)
+    label = f"chosen agent_probability {a:.2f}, local_probability {lo:.2f}"
+    print(_line(label, cost, acc, recall, precision))
     for name in sorted(set(src.tolist())):
         m = src == name
         pred = route(p[m], a, lo, base)

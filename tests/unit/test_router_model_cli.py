@@ -107,7 +107,14 @@ def _rows(name: str) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    "frozen_file", ["eval_frozen.tsv", "eval_frozen2.tsv", "eval_frozen3.tsv", "eval_frozen4.tsv"]
+    "frozen_file",
+    [
+        "eval_frozen.tsv",
+        "eval_frozen2.tsv",
+        "eval_frozen3.tsv",
+        "eval_frozen4.tsv",
+        "eval_frozen4b.tsv",
+    ],
 )
 def test_frozen_evaluation_shares_no_source_and_no_utterance_with_training(
     frozen_file: str,
@@ -148,6 +155,17 @@ def test_a_later_frozen_split_is_big_enough_and_holds_nothing_of_the_earlier_one
     earlier = [row for name in earlier_files for row in _rows(name)]
     assert {r["source"] for r in frozen}.isdisjoint({r["source"] for r in earlier})
     assert not set(texts) & {normalise(r["utterance"]) for r in earlier}
+
+
+def test_the_second_sample_of_the_fourth_split_holds_other_rows_of_its_corpora() -> None:
+    again, first = _rows("eval_frozen4b.tsv"), _rows("eval_frozen4.tsv")
+    tiers = [r["tier"] for r in again]
+    assert all(tiers.count(t) >= 240 for t in ("local", "haiku", "agent"))
+    assert {r["source"] for r in again} <= {r["source"] for r in first}
+    texts = [normalise(r["utterance"]) for r in again]
+    assert len(set(texts)) == len(texts)
+    earlier = ("eval_frozen.tsv", "eval_frozen2.tsv", "eval_frozen3.tsv", "eval_frozen4.tsv")
+    assert not set(texts) & {normalise(r["utterance"]) for n in earlier for r in _rows(n)}
 
 
 def test_the_fourth_frozen_split_checks_commands_to_the_house_not_only_small_talk() -> None:

@@ -39,17 +39,45 @@ def test_scores_weigh_each_tier_the_same(thresholds: ModuleType) -> None:
     assert precision[0] == pytest.approx(1.0 / 1.5)
 
 
-def test_choose_prefers_local_precision_among_nearly_best_pairs(thresholds: ModuleType) -> None:
+def test_expected_cost_weighs_each_tier_the_same(thresholds: ModuleType) -> None:
+    y = np.array([0] * 90 + [1] * 10 + [2] * 10)
+    # five haiku rows of ten taken for commands: half the haiku tier at cost 3
+    pred = np.array([0] * 90 + [0] * 5 + [1] * 5 + [2] * 10)
+    assert thresholds.expected_cost(pred, y) == pytest.approx((0 + 1.5 + 0) / 3)
+    # the same five mistakes the other way round cost less: a command sent to the cloud
+    flipped = np.array([0] * 85 + [1] * 5 + [1] * 10 + [2] * 10)
+    assert thresholds.expected_cost(flipped, y) < thresholds.expected_cost(pred, y)
+
+
+def test_choose_takes_the_cheapest_pair(thresholds: ModuleType) -> None:
     # commands at 0.95, requests that look like commands at 0.70, plain requests at
     # 0.10, medical questions with agent 0.5: a local bar above 0.70 loses nothing
     p = np.array(
         _rows(0.95, 0.0, 100) + _rows(0.70, 0.0, 20) + _rows(0.10, 0.0, 80) + _rows(0.0, 0.5, 100)
     )
     y = np.array([0] * 100 + [1] * 100 + [2] * 100)
-    agent, local, acc, recall, precision = thresholds.choose(p, y, 0.005, RouterConfig())
-    assert acc == 1.0
+    agent, local, cost, acc, recall, precision = thresholds.choose(p, y, RouterConfig())
+    assert cost == 0.0 and acc == 1.0
     assert 0.70 < local <= 0.95 and agent <= 0.5
     assert recall == [1.0, 1.0, 1.0] and precision[0] == 1.0
+
+
+def test_choose_gives_up_some_commands_rather_than_answer_requests_locally(
+    thresholds: ModuleType,
+) -> None:
+    # 20 of 100 commands and 10 of 100 requests both sit at local 0.70: taking them
+    # costs 10 requests x 3, leaving them costs 20 commands x 1; the bar goes above 0.70
+    p = np.array(
+        _rows(0.95, 0.0, 80)
+        + _rows(0.70, 0.0, 20)
+        + _rows(0.70, 0.0, 10)
+        + _rows(0.10, 0.0, 90)
+        + _rows(0.0, 0.5, 100)
+    )
+    y = np.array([0] * 100 + [1] * 100 + [2] * 100)
+    _, local, cost, _, recall, precision = thresholds.choose(p, y, RouterConfig())
+    assert local > 0.70 and recall[0] == 0.8 and precision[0] == 1.0
+    assert cost == pytest.approx(0.2 / 3)
 
 
 def test_bad_input_is_one_line_and_exit_2(
