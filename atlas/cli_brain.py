@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,11 @@ def add_parsers(sub: Any) -> None:
     )
     ev.add_argument("file", type=Path, nargs="?", metavar="FILE.tsv", help=f"default {_EVAL}")
     ev.add_argument("--json", action="store_true")
+    ev.add_argument(
+        "--errors",
+        action="store_true",
+        help="also list the misclassified rows (not on a frozen split you still mean to use)",
+    )
     fi = rsub.add_parser("fit", help="learn the thresholds from labelled data")
     fi.add_argument("file", type=Path, metavar="FILE.tsv")
     fi.add_argument("--dry-run", action="store_true", help="print, don't write routing.yaml")
@@ -220,6 +226,8 @@ def cmd_router(args: argparse.Namespace, settings: Settings) -> int:
                 file=sys.stderr,
             )
         report = evaluate(classifier, rows)
+        if not args.errors:  # reading a frozen split's errors row by row spends it
+            report = replace(report, misclassified=())
         print(json.dumps(report.as_dict()) if args.json else report.format())
         return 0
     embedder = classifier.embedder

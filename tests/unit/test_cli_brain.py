@@ -190,6 +190,20 @@ def test_budget_set_needs_a_limit(config: Path, capsys: pytest.CaptureFixture[st
 # --------------------------------------------------------------------------- router
 
 
+def test_router_eval_lists_the_rows_it_got_wrong_only_when_asked(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    heldout = Path(__file__).resolve().parents[1] / "data" / "router_heldout.tsv"
+    assert run(config, "router", "eval", str(heldout), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["misclassified"] == []
+    assert run(config, "router", "eval", str(heldout)) == 0
+    assert "misclassified" not in capsys.readouterr().out
+    bad = config.parent / "wrong.tsv"
+    bad.write_text("utterance\ttier\nturn on the kitchen lights\tagent\n", encoding="utf-8")
+    assert run(config, "router", "eval", str(bad), "--errors") == 0
+    assert "misclassified:\n  agent->" in capsys.readouterr().out
+
+
 def test_router_eval_json_runs_on_the_held_out_split(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
