@@ -46,7 +46,7 @@ from atlas.llm.config import RouterConfig
 from atlas.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCAL, AGENT = TIERS.index("local"), TIERS.index("agent")
+AGENT = TIERS.index("agent")
 FOLDS = (
     "home-assistant/intents+WebQuestions,"
     "schema-guided-dialogue+MedQuAD,"
